@@ -1,0 +1,35 @@
+"""Register handlers with `@on(...)`; they run as Celery tasks for each matching webhook event.
+
+    from handlers import on
+
+    @on(channel="whatsapp", event_type="inbound_message", text=r"(?i)^yes\\b")
+    def confirm(event, match, logger):
+        logger.info("%s said yes", event.distinct_id)
+"""
+from __future__ import annotations
+
+from schemas import Event
+
+from .errors import ConfigError, EnqueueError, InFlight, PermanentError
+from .registry import Filters, Handler, Registry, on
+from .settings import Settings
+
+__all__ = ["ConfigError", "EnqueueError", "Event", "Filters", "Handler", "InFlight", "PermanentError",
+           "Registry", "Settings", "on", "worker_app"]
+
+
+def worker_app(config: dict | None = None, registry: Registry | None = None):
+    """The Celery app for `celery -A celery_worker worker`: loads handler modules, binds tasks."""
+    from . import embedded
+    from .celery_app import create_celery
+    from .loader import load_handler_modules
+
+    settings = Settings.load(config)
+    settings.validate()
+    load_handler_modules(settings.handler_modules)
+    app = create_celery(settings, registry if registry is not None else on, role="worker")
+    if settings.embedded_broker:
+        from celery.signals import worker_ready
+
+        worker_ready.connect(lambda **_: embedded.start_cleanup(settings.broker_url), weak=False)
+    return app

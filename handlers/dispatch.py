@@ -1,0 +1,75 @@
+"""Accepting an event: dedup claim -> one task per matching handler -> commit. Used by the receiver."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from celery import Celery
+
+from schemas import Event
+
+from .dedup import DUPLICATE, IN_FLIGHT, DedupStore
+from .errors import EnqueueError, InFlight
+from .registry import Registry
+from .settings import Settings
+
+log = logging.getLogger("suprhook.dispatch")
+_TASK_NS = uuid.UUID("6f1f0d8e-5b0e-4c55-9f3c-2a4a1b7d9e10")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "accepted" | "duplicate"
+    event_id: str
+    handlers: tuple[str, ...] = ()
+
+
+def task_id(event_id: str, handler_name: str) -> str:
+    """Deterministic per (event, handler), so a run can be recognised however often it is sent."""
+    return str(uuid.uuid5(_TASK_NS, f"{event_id}/{handler_name}"))
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore) -> None:
+        self.settings, self.registry, self.celery, self.dedup = settings, registry, celery, dedup
+
+    def submit(self, event: Event) -> Outcome:
+        """Enqueue `event` for every matching handler, exactly once per event id."""
+        claim = self.dedup.claim(event.event_id)
+        if claim == DUPLICATE:
+            return Outcome("duplicate", event.event_id)
+        if claim == IN_FLIGHT:
+            raise InFlight(event.event_id)
+        handlers = self.registry.match(event)
+        message = {"v": 1, "event_id": event.event_id, "payload": event.raw,
+                   "received_at": datetime.now(timezone.utc).isoformat()}
+        try:
+            for handler in handlers:
+                self.celery.send_task(
+                    handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,
+                    task_id=task_id(event.event_id, handler.name),
+                )
+        except Exception as exc:  # any broker failure: the sender must retry, so forget the claim
+            self.dedup.release(event.event_id)
+            log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
+            raise EnqueueError(str(exc)) from exc
+        self.dedup.commit(event.event_id)
+        return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))
+
+    def ready(self) -> dict[str, str]:
+        """Check the broker and the dedup store; return {"broker": "ok"|error, "dedup": ...}."""
+        checks: dict[str, str] = {}
+        try:
+            with self.celery.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=self.settings.publish_timeout)
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"unreachable: {type(exc).__name__}"
+        try:
+            self.dedup.ping()
+            checks["dedup"] = "ok"
+        except Exception as exc:
+            checks["dedup"] = f"unreachable: {type(exc).__name__}"
+        return checks

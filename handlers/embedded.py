@@ -1,0 +1,63 @@
+"""The embedded broker: kombu's SQLAlchemy transport on a local SQLite file, made fit for use.
+
+kombu leaves three things to us (measured; see README "Embedded broker"): the file must be in WAL
+mode for concurrent producers, the poll interval is a class attribute (1 s by default; passing it as
+a transport option breaks engine creation), and consumed rows are never deleted.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+log = logging.getLogger("suprhook.embedded")
+
+
+def sqlite_path(broker_url: str) -> Path:
+    """`sqla+sqlite:////abs/broker.sqlite3` -> Path('/abs/broker.sqlite3')."""
+    return Path(broker_url.split("sqlite:///", 1)[1])
+
+
+def prepare(broker_url: str, poll_interval: float) -> None:
+    """Create the file in WAL mode (persistent per file) and set the consumer poll interval."""
+    from kombu.transport import sqlalchemy as sqla_transport
+
+    path = sqlite_path(broker_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=30) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+    sqla_transport.Transport.polling_interval = poll_interval
+
+
+def purge_consumed(broker_url: str) -> int:
+    """Delete messages a consumer has already taken (kombu marks them invisible, never deletes)."""
+    try:
+        with sqlite3.connect(sqlite_path(broker_url), timeout=30) as db:
+            return db.execute("DELETE FROM kombu_message WHERE visible = 0").rowcount
+    except sqlite3.OperationalError as exc:  # table not created yet, or busy: next round
+        log.debug("embedded broker cleanup skipped: %s", exc)
+        return 0
+
+
+def queue_depth(broker_url: str) -> int:
+    """Messages waiting to be consumed (for readiness output and tests)."""
+    try:
+        with sqlite3.connect(sqlite_path(broker_url), timeout=30) as db:
+            return db.execute("SELECT count(*) FROM kombu_message WHERE visible = 1").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def start_cleanup(broker_url: str, every: float = 60.0) -> threading.Event:
+    """Purge consumed rows every `every` seconds in a daemon thread; set the returned event to stop."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            removed = purge_consumed(broker_url)
+            if removed:
+                log.debug("embedded broker: removed %d consumed messages", removed)
+
+    threading.Thread(target=loop, name="suprhook-broker-cleanup", daemon=True).start()
+    return stop

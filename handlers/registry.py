@@ -1,0 +1,181 @@
+"""Handler registration and routing: `@on(...)` records a function with its filters.
+
+Each handler becomes its own Celery task (so one failing handler never re-runs another). The
+receiver asks `registry.match(event)` which handlers want an event and enqueues one task each.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from schemas import Event
+
+# Names a handler may declare as parameters; each is injected by name (Slack Bolt style).
+INJECTABLE = ("event", "match", "logger", "attempt")
+FILTER_NAMES = ("channel", "event_type", "status", "vendor", "workflow", "template", "text")
+
+Value = str | Iterable[str] | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """All given filters must match; a filter given as several values matches any of them."""
+
+    channel: frozenset[str] | None = None
+    event_type: frozenset[str] | None = None
+    status: frozenset[str] | None = None
+    vendor: frozenset[str] | None = None
+    workflow: frozenset[str] | None = None
+    template: frozenset[str] | None = None
+    text: re.Pattern[str] | None = None
+
+    def match(self, event: Event) -> bool:
+        checks = (
+            (self.channel, event.channel), (self.event_type, event.event_type),
+            (self.status, event.status), (self.vendor, event.vendor_name),
+            (self.workflow, event.workflow_name), (self.template, event.template),
+        )
+        if any(allowed is not None and actual not in allowed for allowed, actual in checks):
+            return False
+        return self.text is None or self.text_match(event) is not None
+
+    def text_match(self, event: Event) -> re.Match[str] | None:
+        text = event.message.text if event.message else None
+        return self.text.search(text) if self.text is not None and text is not None else None
+
+    def describe(self) -> str:
+        parts = [f"{name}={'|'.join(sorted(v))}" for name in FILTER_NAMES[:-1]
+                 if (v := getattr(self, name)) is not None]
+        if self.text is not None:
+            parts.append(f"text=/{self.text.pattern}/")
+        return " ".join(parts) or "(every event)"
+
+
+@dataclass
+class Handler:
+    func: Callable[..., Any]
+    name: str
+    filters: list[Filters] = field(default_factory=list)
+    max_retries: int | None = None
+    rate_limit: str | None = None
+    queue: str | None = None
+    params: tuple[str, ...] = ()
+    takes_kwargs: bool = False
+
+    @property
+    def task_name(self) -> str:
+        return f"suprhook.handler.{self.name}"
+
+    def matching_filter(self, event: Event) -> Filters | None:
+        return next((f for f in self.filters if f.match(event)), None)
+
+    def call(self, event: Event, **context: Any) -> Any:
+        """Run the handler, passing only the arguments it declared."""
+        available = {"event": event, **context}
+        if self.takes_kwargs:
+            return self.func(**available)
+        return self.func(**{name: available.get(name) for name in self.params})
+
+
+class Registry:
+    """A set of handlers. `on = Registry()`; `@on(channel="whatsapp", event_type="inbound_message")`."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def __call__(self, *, channel: Value = None, event_type: Value = None, status: Value = None,
+                 vendor: Value = None, workflow: Value = None, template: Value = None,
+                 text: str | re.Pattern[str] | None = None, max_retries: int | None = None,
+                 rate_limit: str | None = None, queue: str | None = None,
+                 name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        filters = Filters(
+            channel=_values("channel", channel), event_type=_values("event_type", event_type),
+            status=_values("status", status), vendor=_values("vendor", vendor),
+            workflow=_values("workflow", workflow), template=_values("template", template),
+            text=_pattern(text),
+        )
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add(func, filters, name=name, max_retries=max_retries, rate_limit=rate_limit, queue=queue)
+            return func
+
+        return decorator
+
+    def add(self, func: Callable[..., Any], filters: Filters, *, name: str | None = None,
+            max_retries: int | None = None, rate_limit: str | None = None,
+            queue: str | None = None) -> Handler:
+        """Register `func`; registering the same function again adds another (OR-ed) filter set."""
+        key = name or f"{func.__module__}.{func.__qualname__}"
+        if not re.fullmatch(r"[\w.:-]+", key):
+            raise ValueError(f"handler name {key!r} may only hold letters, digits, '_', '.', ':', '-'")
+        options = {"max_retries": max_retries, "rate_limit": rate_limit, "queue": queue}
+        existing = self._handlers.get(key)
+        if existing is None:
+            params, takes_kwargs = _injectable_params(func)
+            existing = self._handlers[key] = Handler(func=func, name=key, params=params,
+                                                     takes_kwargs=takes_kwargs, **options)
+        elif existing.func is not func:
+            raise ValueError(f"two different functions are registered as handler {key!r}; pass name=")
+        else:
+            for option, value in options.items():
+                if value is not None and getattr(existing, option) not in (None, value):
+                    raise ValueError(f"handler {key!r} registered twice with different {option}")
+                if value is not None:
+                    setattr(existing, option, value)
+        existing.filters.append(filters)
+        return existing
+
+    def match(self, event: Event) -> list[Handler]:
+        return [h for h in self._handlers.values() if h.matching_filter(event) is not None]
+
+    def get(self, name: str) -> Handler:
+        return self._handlers[name]
+
+    def __iter__(self) -> Iterator[Handler]:
+        return iter(self._handlers.values())
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def clear(self) -> None:
+        self._handlers.clear()
+
+
+def _values(name: str, value: Value) -> frozenset[str] | None:
+    if value is None:
+        return None
+    values = frozenset([value] if isinstance(value, str) else value)
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise TypeError(f"filter {name}= takes a non-empty string or a collection of them")
+    return values
+
+
+def _pattern(text: str | re.Pattern[str] | None) -> re.Pattern[str] | None:
+    if text is None or isinstance(text, re.Pattern):
+        return text
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"filter text={text!r} is not a valid regular expression: {exc}") from None
+
+
+def _injectable_params(func: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
+    params, takes_kwargs = [], False
+    for p in inspect.signature(func).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            takes_kwargs = True
+        elif p.kind is p.VAR_POSITIONAL:
+            continue
+        elif p.name in INJECTABLE and p.kind is not p.POSITIONAL_ONLY:
+            params.append(p.name)
+        elif p.default is p.empty:
+            raise TypeError(
+                f"handler {func.__qualname__} has parameter {p.name!r}, which suprhook cannot "
+                f"supply; declare any of: {', '.join(INJECTABLE)}"
+            )
+    return tuple(params), takes_kwargs
+
+
+on = Registry()

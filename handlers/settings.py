@@ -1,0 +1,106 @@
+"""Settings read from the environment (or an override mapping with the same keys)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "production"
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)  # never printed
+    auth_header: str = "Authorization"
+    allow_unauthenticated: bool = False
+    max_body_bytes: int = 1 << 20
+    data_dir: Path = Path("var")
+    broker_url: str = ""
+    dedup_url: str = ""
+    dedup_ttl: int = 86400
+    handler_modules: tuple[str, ...] = ()
+    default_queue: str = "suprhook"
+    poll_interval: float = 0.05
+    visibility_timeout: int = 900
+    publish_timeout: float = 1.0
+    max_retries: int = 5
+    retry_backoff_max: int = 600
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+sqlite")
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read `SUPRHOOK_*` / `CELERY_BROKER_URL`; keys in `overrides` win over the environment."""
+        src: dict[str, Any] = dict(os.environ if environ is None else environ)
+        src.update({k: v for k, v in (overrides or {}).items() if v is not None})
+
+        def get(key: str, default: Any = None) -> Any:
+            value = src.get(key)
+            return default if value is None or value == "" else value
+
+        def num(key: str, default: Any, kind: type) -> Any:
+            value = get(key, default)
+            try:
+                parsed = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be a {kind.__name__}, got {value!r}") from None
+            if parsed < 0:
+                raise ConfigError(f"{key} must not be negative, got {value!r}")
+            return parsed
+
+        data_dir = Path(get("SUPRHOOK_DATA_DIR", "var")).resolve()
+        env = str(get("SUPRHOOK_ENV", "production")).lower()
+        if env not in ("production", "development"):
+            raise ConfigError(f"SUPRHOOK_ENV must be 'production' or 'development', got {env!r}")
+        return cls(
+            env=env,
+            auth_tokens=_csv(get("SUPRHOOK_AUTH_TOKENS", "")),
+            auth_header=str(get("SUPRHOOK_AUTH_HEADER", "Authorization")),
+            allow_unauthenticated=str(get("SUPRHOOK_ALLOW_UNAUTHENTICATED", "")).lower() in _TRUE,
+            max_body_bytes=num("SUPRHOOK_MAX_BODY_BYTES", 1 << 20, int),
+            data_dir=data_dir,
+            broker_url=str(get("CELERY_BROKER_URL", f"sqla+sqlite:///{data_dir / 'broker.sqlite3'}")),
+            dedup_url=str(get("SUPRHOOK_DEDUP_URL", f"sqlite:///{data_dir / 'dedup.sqlite3'}")),
+            dedup_ttl=num("SUPRHOOK_DEDUP_TTL", 86400, int),
+            handler_modules=_csv(get("SUPRHOOK_HANDLERS", "")),
+            default_queue=str(get("SUPRHOOK_QUEUE", "suprhook")),
+            poll_interval=num("SUPRHOOK_POLL_INTERVAL", 0.05, float),
+            visibility_timeout=num("SUPRHOOK_VISIBILITY_TIMEOUT", 900, int),
+            publish_timeout=num("SUPRHOOK_PUBLISH_TIMEOUT", 1.0, float),
+            max_retries=num("SUPRHOOK_MAX_RETRIES", 5, int),
+            retry_backoff_max=num("SUPRHOOK_RETRY_BACKOFF_MAX", 600, int),
+        )
+
+    def require_auth(self) -> None:
+        """Refuse to serve webhooks in production without credentials, unless explicitly allowed."""
+        if self.production and not self.auth_tokens and not self.allow_unauthenticated:
+            raise ConfigError(
+                "refusing to start in production without authentication: set SUPRHOOK_AUTH_TOKENS "
+                "(comma-separated), or SUPRHOOK_ALLOW_UNAUTHENTICATED=1 if something in front of "
+                "this service authenticates SuprSend, or SUPRHOOK_ENV=development for local work"
+            )
+
+    def validate(self) -> None:
+        """Refuse settings under which Redis would redeliver a task that only waits for its retry."""
+        if self.visibility_timeout <= self.retry_backoff_max:
+            raise ConfigError(
+                "SUPRHOOK_VISIBILITY_TIMEOUT must exceed SUPRHOOK_RETRY_BACKOFF_MAX, or Redis would "
+                "redeliver a task that is only waiting for its retry"
+            )
+
+
+def _csv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
