@@ -63,7 +63,8 @@ class Dispatcher:
         checks: dict[str, str] = {}
         try:
             with self.celery.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=self.settings.publish_timeout)
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
+                                     timeout=self.settings.publish_timeout)
             checks["broker"] = "ok"
         except Exception as exc:
             checks["broker"] = f"unreachable: {type(exc).__name__}"

@@ -108,6 +108,9 @@ class Registry:
             queue: str | None = None) -> Handler:
         """Register `func`; registering the same function again adds another (OR-ed) filter set."""
         key = name or f"{func.__module__}.{func.__qualname__}"
+        if "<" in key:
+            raise ValueError(f"handler {key!r} is a lambda or nested function: define handlers at "
+                             "module level, so the worker imports the same function")
         if not re.fullmatch(r"[\w.:-]+", key):
             raise ValueError(f"handler name {key!r} may only hold letters, digits, '_', '.', ':', '-'")
         options = {"max_retries": max_retries, "rate_limit": rate_limit, "queue": queue}

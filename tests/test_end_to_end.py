@@ -1,0 +1,129 @@
+"""The whole path over real HTTP into real worker processes, on every broker.
+
+Redis and RabbitMQ are the machine's real servers; in CI a missing one fails these tests.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from handlers import Registry
+from handlers.embedded import queue_depth
+from receiver import create_app
+
+from .conftest import BROKERS, LiveServer, Worker, delete_queue, make_inbound, make_status, stack_config
+
+
+@pytest.fixture(scope="module", params=list(BROKERS), ids=list(BROKERS))
+def stack(request, tmp_path_factory):
+    import tests.probe_handlers  # noqa: F401  (registers the probe handlers in this process too)
+
+    data_dir = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    config = stack_config(data_dir, BROKERS[request.param], SUPRHOOK_HANDLERS="tests.probe_handlers",
+                          SUPRHOOK_PROBE_DIR=str(data_dir / "probe"))
+    app = create_app(config)
+    server = LiveServer(app)
+    worker = Worker(config, data_dir / "probe")
+    yield server, worker
+    worker.stop()
+    server.stop()
+    if BROKERS[request.param]:
+        delete_queue(app.extensions["suprhook"].dispatcher.celery, config["SUPRHOOK_QUEUE"])
+
+
+def test_seed_status_reaches_status_and_catch_all_handlers(stack):
+    server, worker = stack
+    r = server.post(make_status("delivered"))
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "accepted"
+    event_id = r.json()["event_id"]
+    runs = worker.wait_runs(event_id, 2)
+    assert sorted(run["handler"] for run in runs) == ["catch_all", "on_status"]
+    assert {run["status"] for run in runs} == {"delivered"}
+
+
+def test_seed_inbound_reply_reaches_reply_handlers_with_text(stack):
+    server, worker = stack
+    r = server.post(make_inbound("YES please"))
+    assert r.status_code == 202, r.text
+    runs = worker.wait_runs(r.json()["event_id"], 3)
+    by_handler = {run["handler"]: run for run in runs}
+    assert set(by_handler) == {"on_reply", "on_yes_no", "catch_all"}
+    assert by_handler["on_yes_no"]["answer"] == "yes"  # regex groups injected as `match`
+    assert by_handler["on_reply"]["text"] == "YES please"
+
+
+def test_redelivery_is_a_duplicate_and_runs_once(stack):
+    server, worker = stack
+    payload = make_status("delivered")
+    first, second = server.post(payload), server.post(payload)
+    assert first.status_code == 202 and second.status_code == 200
+    assert second.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+    worker.wait_runs(first.json()["event_id"], 2)
+    third = server.post(payload)  # even after the handlers ran
+    assert third.status_code == 200
+    time.sleep(1.0)  # give a wrongly enqueued second run time to show up
+    assert len(worker.runs(first.json()["event_id"], "on_status")) == 1
+
+
+def test_sent_then_delivered_of_one_notification_both_run(stack):
+    server, worker = stack
+    sent = server.post(make_status("sent", nid="nid-two-statuses-" + worker.probe_dir.parent.name))
+    delivered = server.post(make_status("delivered", nid="nid-two-statuses-" + worker.probe_dir.parent.name))
+    assert sent.status_code == delivered.status_code == 202
+    assert sent.json()["event_id"] != delivered.json()["event_id"]
+    assert worker.wait_runs(sent.json()["event_id"], 1, "on_status")[0]["status"] == "sent"
+    assert worker.wait_runs(delivered.json()["event_id"], 1, "on_status")[0]["status"] == "delivered"
+
+
+def test_two_replies_to_one_notification_both_run(stack):
+    server, worker = stack
+    a, b = server.post(make_inbound("yes")), server.post(make_inbound("yes"))
+    assert a.status_code == b.status_code == 202
+    assert a.json()["event_id"] != b.json()["event_id"]
+    assert len(worker.wait_runs(a.json()["event_id"], 1, "on_yes_no")) == 1
+    assert len(worker.wait_runs(b.json()["event_id"], 1, "on_yes_no")) == 1
+
+
+def test_a_failing_handler_is_retried_alone(stack):
+    server, worker = stack
+    r = server.post(make_status("delivered", workflow_name="Flaky", probe_fail_times=2))
+    assert r.status_code == 202
+    event_id = r.json()["event_id"]
+    done = worker.wait_runs(event_id, 1, "flaky", timeout=30)
+    assert done[0]["attempt"] == 2, worker.output()
+    assert [f["attempt"] for f in worker.runs(event_id, "flaky_failed")] == [0, 1]
+    # The other handlers of the same event ran once, untouched by flaky's retries.
+    assert len(worker.runs(event_id, "on_status")) == 1
+    assert len(worker.runs(event_id, "catch_all")) == 1
+
+
+def test_permanent_error_is_not_retried(stack):
+    server, worker = stack
+    r = server.post(make_status("delivered", workflow_name="Broken"))
+    event_id = r.json()["event_id"]
+    worker.wait_runs(event_id, 1, "broken")
+    worker.wait_runs(event_id, 1, "on_status")
+    time.sleep(1.5)
+    assert len(worker.runs(event_id, "broken")) == 1
+
+
+def test_unknown_event_type_reaches_only_catch_all(stack):
+    server, worker = stack
+    payload = make_status("delivered")
+    payload["event_type"] = "link_clicked"  # a type this version does not know
+    r = server.post(payload)
+    assert r.status_code == 202
+    runs = worker.wait_runs(r.json()["event_id"], 1)
+    time.sleep(0.5)
+    assert [run["handler"] for run in worker.runs(r.json()["event_id"])] == ["catch_all"]
+    assert runs[0]["event_type"] == "link_clicked"
+
+
+def test_registry_isolation_for_an_app_with_its_own_registry(tmp_path):
+    """An app built with its own Registry enqueues nothing for handlers it does not hold."""
+    app = create_app(stack_config(tmp_path, None), registry=Registry())
+    r = app.test_client().post("/webhooks/suprsend", json=make_status())
+    assert r.status_code == 202
+    assert queue_depth(app.extensions["suprhook"].settings.broker_url) == 0

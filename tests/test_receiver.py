@@ -1,0 +1,228 @@
+"""Every rejection path over real HTTP: status code, error body naming the problem, nothing enqueued."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from handlers import ConfigError
+from handlers.dedup import open_dedup
+from handlers.embedded import queue_depth
+from receiver import create_app
+
+from .conftest import LiveServer, make_inbound, make_status, stack_config
+
+TOKENS = "tok-current-0123456789,tok-next-9876543210"
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    """A receiver with two accepted tokens and the probe handlers, on the embedded broker."""
+    import tests.probe_handlers  # noqa: F401
+
+    app = create_app(stack_config(tmp_path, None, SUPRHOOK_AUTH_TOKENS=TOKENS, SUPRHOOK_ENV="production",
+                                  SUPRHOOK_MAX_BODY_BYTES="4096"))
+    server = LiveServer(app)
+    server.depth = lambda: queue_depth(app.extensions["suprhook"].settings.broker_url)
+    server.settings = app.extensions["suprhook"].settings
+    yield server
+    server.stop()
+
+
+TOKEN = "tok-current-0123456789"
+
+
+def assert_rejected(response, code, field, fragment, receiver):
+    assert response.status_code == code, response.text
+    body = response.json()
+    assert body["status"] == "rejected"
+    assert field in body["errors"], body
+    assert any(fragment in message for message in body["errors"][field]), body
+    assert "Traceback" not in response.text
+    assert receiver.depth() == 0  # nothing was enqueued
+
+
+def test_accepts_a_valid_webhook_and_enqueues(receiver):
+    r = receiver.post(make_status(), token=TOKEN)
+    assert r.status_code == 202 and r.json()["status"] == "accepted"
+    assert r.json()["event_id"].startswith("evt_")
+    assert receiver.depth() == 2  # on_status + catch_all
+
+
+def test_charset_parameter_is_allowed(receiver):
+    r = receiver.post(make_status(), token=TOKEN, headers={"Content-Type": "application/json; charset=UTF-8"})
+    assert r.status_code == 202
+
+
+def test_missing_token(receiver):
+    r = receiver.post(make_status())
+    assert_rejected(r, 401, "Authorization", "missing", receiver)
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_wrong_token(receiver):
+    assert_rejected(receiver.post(make_status(), token="tok-current-0123456788"), 401, "Authorization",
+                    "invalid token", receiver)
+
+
+def test_wrong_scheme(receiver):
+    r = receiver.post(make_status(), headers={"Authorization": f"Basic {TOKEN}"})
+    assert_rejected(r, 401, "Authorization", "Bearer", receiver)
+
+
+def test_rotated_token_both_accepted(receiver):
+    assert receiver.post(make_status(), token="tok-current-0123456789").status_code == 202
+    assert receiver.post(make_status(), token="tok-next-9876543210").status_code == 202
+
+
+def test_token_is_never_echoed(receiver):
+    secret_guess = "tok-guess-SECRET"
+    r = receiver.post(make_status(), token=secret_guess)
+    assert r.status_code == 401 and secret_guess not in r.text
+
+
+def test_custom_header_carries_the_bare_token(tmp_path):
+    app = create_app(stack_config(tmp_path, None, SUPRHOOK_AUTH_TOKENS="bare-token-1",
+                                  SUPRHOOK_AUTH_HEADER="X-Suprsend-Token"))
+    server = LiveServer(app)
+    try:
+        assert server.post(make_status(), headers={"X-Suprsend-Token": "bare-token-1"}).status_code == 202
+        r = server.post(make_status(), headers={"X-Suprsend-Token": "Bearer bare-token-1"})
+        assert r.status_code == 401 and "X-Suprsend-Token" in r.json()["errors"]
+        assert server.post(make_status(), token="bare-token-1").status_code == 401  # wrong header
+    finally:
+        server.stop()
+
+
+def test_tokens_are_enforced_in_development_too(tmp_path):
+    app = create_app(stack_config(tmp_path, None, SUPRHOOK_AUTH_TOKENS="dev-token"))
+    client = app.test_client()
+    assert client.post("/webhooks/suprsend", json=make_status()).status_code == 401
+
+
+def test_production_refuses_to_start_without_tokens(tmp_path):
+    with pytest.raises(ConfigError, match="SUPRHOOK_AUTH_TOKENS"):
+        create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production"))
+    app = create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production", SUPRHOOK_ALLOW_UNAUTHENTICATED="1"))
+    assert app.test_client().post("/webhooks/suprsend", json=make_status()).status_code == 202
+
+
+def test_invalid_json(receiver):
+    assert_rejected(receiver.post(data='{"channel": ', token=TOKEN), 400, "$", "invalid JSON", receiver)
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b"", "empty body"),
+    (b'{"a": 1, "a": 2}', "duplicate key"),
+    (b'{"a": NaN}', "NaN"),
+    (b'{"a": Infinity}', "Infinity"),
+    (b'\xff\xfe{}', "UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested"),
+    (b"[]", "Expected a JSON object"),
+    (b'"text"', "Expected a JSON object"),
+])
+def test_bodies_that_are_not_a_webhook(tmp_path, body, fragment):
+    app = create_app(stack_config(tmp_path, None, SUPRHOOK_MAX_BODY_BYTES=str(1 << 20)))
+    server = LiveServer(app)
+    server.depth = lambda: queue_depth(app.extensions["suprhook"].settings.broker_url)
+    try:
+        assert_rejected(server.post(data=body), 400, "$", fragment, server)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mutate, field, fragment", [
+    (lambda p: p.pop("channel"), "channel", "Missing data"),
+    (lambda p: p.pop("event_type"), "event_type", "Missing data"),
+    (lambda p: p.update(event_type=""), "event_type", "Shorter than minimum"),
+    (lambda p: p.pop("suprsend_status"), "suprsend_status", "Required when event_type is 'status'"),
+    (lambda p: p["suprsend_status"].pop("status"), "suprsend_status.status", "Missing data"),
+    (lambda p: p["suprsend_status"].update(timestamp="yesterday"), "suprsend_status.timestamp", "millisecond"),
+    (lambda p: p["suprsend_status"].update(timestamp=-1), "suprsend_status.timestamp", "out of range"),
+    (lambda p: p["reference"].update(supr_nid=42), "reference.supr_nid", "Not a valid string"),
+    (lambda p: p.update(distinct_id={"id": 1}), "distinct_id", "identifier"),
+    (lambda p: p.update(vendor_response=[1]), "vendor_response", "Not a valid mapping"),
+    (lambda p: p.update(channel=7), "channel", "Not a valid string"),
+])
+def test_schema_errors_name_the_field(receiver, mutate, field, fragment):
+    payload = make_status()
+    mutate(payload)
+    assert_rejected(receiver.post(payload, token=TOKEN), 400, field, fragment, receiver)
+
+
+def test_inbound_schema_errors_name_nested_fields(receiver):
+    payload = make_inbound()
+    payload["suprsend_inbound_message"]["text"] = 12
+    payload["suprsend_inbound_message"]["button"] = {"payload": ["x"]}
+    r = receiver.post(payload, token=TOKEN)
+    assert_rejected(r, 400, "suprsend_inbound_message.text", "body", receiver)
+    assert "suprsend_inbound_message.button.payload" in r.json()["errors"]
+
+
+def test_missing_inbound_part(receiver):
+    payload = make_inbound()
+    del payload["suprsend_inbound_message"]
+    assert_rejected(receiver.post(payload, token=TOKEN), 400, "suprsend_inbound_message",
+                    "Required when event_type is 'inbound_message'", receiver)
+
+
+def test_body_over_the_limit_by_content_length(receiver):
+    payload = make_status(padding="x" * 5000)
+    assert_rejected(receiver.post(payload, token=TOKEN), 413, "$", "4096-byte limit", receiver)
+
+
+def test_body_over_the_limit_when_chunked(receiver):
+    body = json.dumps(make_status(padding="x" * 5000)).encode()
+    chunks = iter([body[:2000], body[2000:]])  # a generator makes requests send chunked, no length
+    r = receiver.session.post(receiver.url + "/webhooks/suprsend", data=chunks, timeout=10,
+                              headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    assert_rejected(r, 413, "$", "limit", receiver)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "application/json; charset=latin-1", None])
+def test_wrong_content_type(receiver, content_type):
+    headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
+    r = receiver.post(make_status(), token=TOKEN, headers=headers)
+    assert_rejected(r, 415, "Content-Type", "application/json", receiver)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_wrong_method(receiver, method):
+    r = receiver.session.request(method, receiver.url + "/webhooks/suprsend", timeout=10)
+    assert_rejected(r, 405, "$", "not allowed", receiver)
+    assert "POST" in r.headers["Allow"]
+
+
+def test_unknown_path_is_json_404(receiver):
+    r = receiver.session.get(receiver.url + "/nope", timeout=10)
+    assert r.status_code == 404 and r.json()["status"] == "rejected"
+
+
+def test_event_already_being_accepted_is_409_and_retryable(receiver):
+    payload = make_status()
+    from schemas import load_event
+
+    event_id = load_event(payload).event_id
+    open_dedup(receiver.settings.dedup_url, 60).claim(event_id)  # another request holds the lease
+    r = receiver.post(payload, token=TOKEN)
+    assert r.status_code == 409 and r.headers["Retry-After"] == "1"
+    assert r.json() == {"status": "in_progress", "event_id": event_id}
+    assert receiver.depth() == 0
+
+
+def test_health_and_readiness(receiver):
+    assert receiver.session.get(receiver.url + "/healthz").json() == {"status": "ok"}
+    ready = receiver.session.get(receiver.url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": "ok", "dedup": "ok"}
+
+
+def test_readiness_fails_when_broker_is_unreachable(tmp_path):
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(stack_config(tmp_path, f"redis://127.0.0.1:{port}/0"))
+    r = app.test_client().get("/readyz")
+    assert r.status_code == 503
+    assert r.json["checks"]["broker"].startswith("unreachable") and r.json["checks"]["dedup"] == "ok"
