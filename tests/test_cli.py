@@ -1,0 +1,71 @@
+"""The `suprhook` command as a user runs it: `dev` end to end, `routes`."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from .conftest import REPO, wait_until
+from .test_broker_outage import free_port
+
+
+def suprhook(*args: str, cwd: Path, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
+    return subprocess.Popen([sys.executable, "-m", "receiver.cli", *args], cwd=cwd,
+                            env={**clean, "PYTHONPATH": str(REPO), **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_dev_runs_receiver_and_worker_on_the_embedded_broker(tmp_path):
+    shutil.copytree(REPO / "examples", tmp_path / "examples")  # a user's project with the example handlers
+    port = free_port()
+    proc = suprhook("dev", "--port", str(port), cwd=tmp_path, start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        assert wait_until(lambda: any("celery@" in l and "ready" in l for l in lines), 60), "".join(lines)
+        curl = next(l for l in lines if l.strip().startswith("curl"))
+        assert f"http://127.0.0.1:{port}/webhooks/suprsend" in curl
+        assert "@examples/payloads/whatsapp_status.json" in curl
+        body = (tmp_path / "examples/payloads/whatsapp_inbound_reply.json").read_bytes()
+        r = requests.post(f"http://127.0.0.1:{port}/webhooks/suprsend", data=body,
+                          headers={"Content-Type": "application/json"}, timeout=10)
+        assert r.status_code == 202, r.text
+        assert wait_until(lambda: any("replied 'Hi'" in l for l in lines), 30), "".join(lines)
+        assert (tmp_path / "var" / "broker.sqlite3").exists() and (tmp_path / "var" / "dedup.sqlite3").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+
+
+def test_routes_lists_handlers_with_filters(tmp_path):
+    proc = suprhook("routes", cwd=REPO, env={"SUPRHOOK_HANDLERS": "tests.probe_handlers"})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "tests.probe_handlers.on_yes_no" in out
+    assert "event_type=inbound_message text=/(?i)^\\s*(yes|no)\\b/" in out
+    assert "tests.probe_handlers.flaky" in out and "workflow=Flaky" in out
+    flaky = next(l for l in out.splitlines() if l.startswith("tests.probe_handlers.flaky "))
+    assert flaky.split()[-2:] == ["3", "-"]  # per-handler max_retries, no rate limit
+
+
+def test_dev_without_handlers_says_what_to_set(tmp_path):
+    proc = suprhook("dev", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "SUPRHOOK_HANDLERS" in out
+
+
+def test_unimportable_handler_module_is_a_clear_error(tmp_path):
+    proc = suprhook("routes", cwd=tmp_path, env={"SUPRHOOK_HANDLERS": "no_such_module"})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "cannot import 'no_such_module'" in out
