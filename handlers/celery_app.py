@@ -68,4 +68,6 @@ def create_celery(settings: Settings, registry: Registry, *, role: str = "worker
         enable_utc=True,
     )
     bind_handler_tasks(app, registry, settings)
+    if settings.embedded_broker:
+        embedded.declare_queues(app)
     return app

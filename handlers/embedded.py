@@ -1,15 +1,22 @@
 """The embedded broker: kombu's SQLAlchemy transport on a local SQLite file, made fit for use.
 
-kombu leaves three things to us (measured; see README "Embedded broker"): the file must be in WAL
-mode for concurrent producers, the poll interval is a class attribute (1 s by default; passing it as
-a transport option breaks engine creation), and consumed rows are never deleted.
+kombu leaves four things to us (measured; see README "Embedded broker"): the file must be in WAL
+mode for concurrent producers; processes that create the same queue row at once collide on its
+unique name (kombu catches only OperationalError, so the publish fails); the poll interval is a class
+attribute (1 s by default; passing it as a transport option breaks engine creation); and consumed
+rows are never deleted.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+from celery import Celery
 
 log = logging.getLogger("suprhook.embedded")
 
@@ -28,6 +35,25 @@ def prepare(broker_url: str, poll_interval: float) -> None:
     with sqlite3.connect(path, timeout=30) as db:
         db.execute("PRAGMA journal_mode=WAL")
     sqla_transport.Transport.polling_interval = poll_interval
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def declare_queues(app: Celery) -> None:
+    """Create kombu's tables and every queue row once, serialized across processes by a file lock."""
+    path = sqlite_path(app.conf.broker_url)
+    with _file_lock(path.with_name(path.name + ".lock")), app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()
 
 
 def purge_consumed(broker_url: str) -> int:

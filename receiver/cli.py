@@ -71,6 +71,8 @@ def cmd_routes(args: argparse.Namespace) -> int:
     """Print every registered handler with its filters and options."""
     try:
         settings = Settings.load()
+        if not settings.handler_modules:
+            print(f"(SUPRHOOK_HANDLERS is unset: showing {DEFAULT_EXAMPLE}, which `suprhook dev` loads)\n")
         load_handler_modules(settings.handler_modules or [DEFAULT_EXAMPLE])
     except ConfigError as exc:
         print(f"suprhook routes: {exc}", file=sys.stderr)
