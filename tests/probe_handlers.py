@@ -52,6 +52,16 @@ def flaky(event, attempt):
     record("flaky", event, attempt=attempt)
 
 
+SIDE_QUEUE = "suprhook-probe-side"  # static: receiver and worker must import identical handlers
+
+
+@on(template="side-queue", queue=SIDE_QUEUE, rate_limit="50/s")
+def on_side_queue(event):
+    from celery import current_task
+
+    record("on_side_queue", event, queue=current_task.request.delivery_info.get("routing_key"))
+
+
 @on(workflow="Broken")
 def broken(event):
     record("broken", event)

@@ -17,11 +17,13 @@ from .conftest import BROKERS, LiveServer, Worker, delete_queue, make_inbound, m
 
 @pytest.fixture(scope="module", params=list(BROKERS), ids=list(BROKERS))
 def stack(request, tmp_path_factory):
-    import tests.probe_handlers  # noqa: F401  (registers the probe handlers in this process too)
+    import tests.probe_handlers  # registers the probe handlers in this process too
 
     data_dir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     config = stack_config(data_dir, BROKERS[request.param], SUPRHOOK_HANDLERS="tests.probe_handlers",
                           SUPRHOOK_PROBE_DIR=str(data_dir / "probe"))
+    if request.param == "redis":  # the Redis stack also dedups in Redis (SUPRHOOK_DEDUP_URL)
+        config["SUPRHOOK_DEDUP_URL"] = "redis://127.0.0.1:6379/1"
     app = create_app(config)
     server = LiveServer(app)
     worker = Worker(config, data_dir / "probe")
@@ -29,7 +31,8 @@ def stack(request, tmp_path_factory):
     worker.stop()
     server.stop()
     if BROKERS[request.param]:
-        delete_queue(app.extensions["suprhook"].dispatcher.celery, config["SUPRHOOK_QUEUE"])
+        for queue in (config["SUPRHOOK_QUEUE"], tests.probe_handlers.SIDE_QUEUE):
+            delete_queue(app.extensions["suprhook"].dispatcher.celery, queue)
 
 
 def test_seed_status_reaches_status_and_catch_all_handlers(stack):
@@ -127,3 +130,11 @@ def test_registry_isolation_for_an_app_with_its_own_registry(tmp_path):
     r = app.test_client().post("/webhooks/suprsend", json=make_status())
     assert r.status_code == 202
     assert queue_depth(app.extensions["suprhook"].settings.broker_url) == 0
+
+
+def test_handler_with_its_own_queue_runs_from_that_queue(stack):
+    server, worker = stack
+    r = server.post(make_status("delivered", template="side-queue"))
+    assert r.status_code == 202
+    run = worker.wait_runs(r.json()["event_id"], 1, "on_side_queue")[0]
+    assert run["queue"] == "suprhook-probe-side", run

@@ -226,3 +226,21 @@ def test_readiness_fails_when_broker_is_unreachable(tmp_path):
     r = app.test_client().get("/readyz")
     assert r.status_code == 503
     assert r.json["checks"]["broker"].startswith("unreachable") and r.json["checks"]["dedup"] == "ok"
+
+
+def test_wsgi_entry_point_is_production_and_refuses_without_tokens(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
+    env.update(SUPRHOOK_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO))
+    code = "import wsgi; print(wsgi.app.extensions['suprhook'].settings.env)"
+    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "refusing to start in production" in refused.stderr
+    started = subprocess.run([sys.executable, "-c", code], env={**env, "SUPRHOOK_AUTH_TOKENS": "t1"},
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "production"
