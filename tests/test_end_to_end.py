@@ -5,6 +5,7 @@ Redis and RabbitMQ are the machine's real servers; in CI a missing one fails the
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -72,8 +73,9 @@ def test_redelivery_is_a_duplicate_and_runs_once(stack):
 
 def test_sent_then_delivered_of_one_notification_both_run(stack):
     server, worker = stack
-    sent = server.post(make_status("sent", nid="nid-two-statuses-" + worker.probe_dir.parent.name))
-    delivered = server.post(make_status("delivered", nid="nid-two-statuses-" + worker.probe_dir.parent.name))
+    nid = f"nid-two-statuses-{uuid.uuid4().hex}"  # unique per run: the Redis dedup store outlives it
+    sent = server.post(make_status("sent", nid=nid))
+    delivered = server.post(make_status("delivered", nid=nid))
     assert sent.status_code == delivered.status_code == 202
     assert sent.json()["event_id"] != delivered.json()["event_id"]
     assert worker.wait_runs(sent.json()["event_id"], 1, "on_status")[0]["status"] == "sent"
