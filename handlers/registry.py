@@ -8,13 +8,15 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Iterable, Iterator
 
-from schemas import Event
+from schemas import Event, MessageType, NormalizedStatus
 
 # Names a handler may declare as parameters; each is injected by name (Slack Bolt style).
 INJECTABLE = ("event", "match", "logger", "attempt")
-FILTER_NAMES = ("channel", "event_type", "status", "vendor", "workflow", "template", "text")
+FILTER_NAMES = ("channel", "event_type", "status", "vendor", "workflow", "template", "normalized_status",
+                "message_type", "button", "text")
 
 Value = str | Iterable[str] | None
 
@@ -29,15 +31,23 @@ class Filters:
     vendor: frozenset[str] | None = None
     workflow: frozenset[str] | None = None
     template: frozenset[str] | None = None
+    normalized_status: frozenset[str] | None = None
+    message_type: frozenset[str] | None = None
+    button: frozenset[str] | None = None
     text: re.Pattern[str] | None = None
 
     def match(self, event: Event) -> bool:
+        message = event.message
         checks = (
             (self.channel, event.channel), (self.event_type, event.event_type),
             (self.status, event.status), (self.vendor, event.vendor_name),
             (self.workflow, event.workflow_name), (self.template, event.template),
+            (self.normalized_status, event.vendor.normalized_status.value),
+            (self.message_type, message.type.value if message else None),
         )
         if any(allowed is not None and actual not in allowed for allowed, actual in checks):
+            return False
+        if self.button is not None and not (message and self.button & {message.button_payload, message.button_text}):
             return False
         return self.text is None or self.text_match(event) is not None
 
@@ -87,6 +97,7 @@ class Registry:
 
     def __call__(self, *, channel: Value = None, event_type: Value = None, status: Value = None,
                  vendor: Value = None, workflow: Value = None, template: Value = None,
+                 normalized_status: Value = None, message_type: Value = None, button: Value = None,
                  text: str | re.Pattern[str] | None = None, max_retries: int | None = None,
                  rate_limit: str | None = None, queue: str | None = None,
                  name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -94,7 +105,9 @@ class Registry:
             channel=_values("channel", channel), event_type=_values("event_type", event_type),
             status=_values("status", status), vendor=_values("vendor", vendor),
             workflow=_values("workflow", workflow), template=_values("template", template),
-            text=_pattern(text),
+            normalized_status=_values("normalized_status", normalized_status, NormalizedStatus),
+            message_type=_values("message_type", message_type, MessageType),
+            button=_values("button", button), text=_pattern(text),
         )
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,12 +159,18 @@ class Registry:
         self._handlers.clear()
 
 
-def _values(name: str, value: Value) -> frozenset[str] | None:
+def _values(name: str, value: Value, enum: type[Enum] | None = None) -> frozenset[str] | None:
     if value is None:
         return None
     values = frozenset([value] if isinstance(value, str) else value)
     if not values or not all(isinstance(v, str) and v for v in values):
         raise TypeError(f"filter {name}= takes a non-empty string or a collection of them")
+    if enum is not None:
+        allowed = {member.value for member in enum}  # type: ignore[attr-defined]
+        unknown = {str(getattr(v, "value", v)) for v in values} - allowed
+        if unknown:
+            raise ValueError(f"filter {name}={sorted(unknown)} is not one of: {', '.join(sorted(allowed))}")
+        values = frozenset(str(getattr(v, "value", v)) for v in values)
     return values
 
 

@@ -11,13 +11,15 @@ from marshmallow import ValidationError
 
 from .envelope import EnvelopeSchema, reference_or_empty
 from .identity import canonical_json, derive_event_id
+from .inbound_message import merge_vendor_parts
 from .model import (INBOUND_MESSAGE, KNOWN_CHANNELS, KNOWN_EVENT_TYPES, STATUS, Button, Event,
-                    InboundMessage, Media, Reference)
+                    InboundMessage, Media, MessageType, NormalizedStatus, Reference, VendorInfo)
+from .vendors import normalize_vendor
 
 __all__ = [
     "Button", "Event", "EnvelopeSchema", "INBOUND_MESSAGE", "InboundMessage", "KNOWN_CHANNELS",
-    "KNOWN_EVENT_TYPES", "Media", "Reference", "STATUS", "ValidationError", "canonical_json",
-    "derive_event_id", "flatten_errors", "load_event",
+    "KNOWN_EVENT_TYPES", "Media", "MessageType", "NormalizedStatus", "Reference", "STATUS",
+    "ValidationError", "VendorInfo", "canonical_json", "derive_event_id", "flatten_errors", "load_event",
 ]
 
 _schema = EnvelopeSchema()
@@ -30,7 +32,11 @@ def load_event(payload: Any, event_id: str | None = None) -> Event:
         raise ValidationError({"$": ["Expected a JSON object."]})
     data = _schema.load(payload)
     status = data.get("suprsend_status")
+    reference = reference_or_empty(data.get("reference"))
+    vendor = normalize_vendor(data.get("vendor_name"), data.get("vendor_response"), data["event_type"])
     message = data.get("suprsend_inbound_message")
+    if message is not None:
+        message = merge_vendor_parts(message, vendor.message, reference.workspace_uid)
     return Event(
         event_id=event_id or derive_event_id(payload),
         channel=data["channel"],
@@ -38,14 +44,16 @@ def load_event(payload: Any, event_id: str | None = None) -> Event:
         channel_value=data.get("channel_value"),
         distinct_id=data.get("distinct_id"),
         status=status["status"] if status else None,
-        timestamp=(status or {}).get("timestamp") or (message.timestamp if message else None),
+        timestamp=(status or {}).get("timestamp") or (message.timestamp if message else None)
+        or vendor.vendor.timestamp,
         workflow_name=data.get("workflow_name"),
         template=data.get("template"),
         vendor_name=data.get("vendor_name"),
         vendor_response=data.get("vendor_response"),
         version=None if data.get("version") is None else str(data["version"]),
-        reference=reference_or_empty(data.get("reference")),
+        reference=reference,
         message=message,
+        vendor=vendor.vendor,
         raw=payload,
         extra={k: v for k, v in data.items() if k not in _KNOWN},
     )

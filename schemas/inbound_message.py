@@ -6,8 +6,11 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, fields, post_load
 
+from dataclasses import replace
+
 from .fields import JSONObject, MillisTimestamp
-from .model import MEDIA_KINDS, Button, InboundMessage, Media
+from .model import MEDIA_KINDS, Button, InboundMessage, Media, MessageType
+from .vendors.base import InboundParts
 
 
 class TextBody(fields.Field):
@@ -94,11 +97,16 @@ class InboundMessageSchema(_Open):
         text = data.pop("text", None)
         if text is None and button is not None:
             text = button.text
+        kind = MessageType.parse(data.pop("type", None))
+        if kind is MessageType.UNKNOWN and button is not None:
+            kind = MessageType.BUTTON
+        context = data.get("context")
         known = {k: data.pop(k, None) for k in (
-            "type", "message_type", "from_", "to", "timestamp", "context",
+            "message_type", "from_", "to", "timestamp", "context",
             "source_message_id", "source_message_sent_via_suprsend", "location",
         )}
-        return InboundMessage(text=text, button=button, media=media, extra=data, **known)
+        return InboundMessage(type=kind, text=text, button=button, media=media, extra=data,
+                              reply_to=(context or {}).get("id"), **known)
 
 
 def _button(button: dict | None, interactive: dict | None) -> Button | None:
@@ -108,3 +116,30 @@ def _button(button: dict | None, interactive: dict | None) -> Button | None:
         reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
         return Button(payload=reply.get("id"), text=reply.get("title"))
     return None
+
+
+def merge_vendor_parts(message: InboundMessage, parts: InboundParts | None,
+                       workspace_uid: str | None) -> InboundMessage:
+    """SuprSend's fields win; the vendor's callback fills the gaps. Resolves `reply_to_nid`."""
+    p = parts or InboundParts()
+    button = message.button
+    if button is None and (p.button_payload or p.button_text):
+        button = Button(payload=p.button_payload, text=p.button_text)
+    kind = message.type if message.type is not MessageType.UNKNOWN else (p.type or MessageType.UNKNOWN)
+    text = message.text or p.text or (button.text if button else None)
+    return replace(
+        message, type=kind, text=text, button=button, media=message.media or p.media,
+        location=message.location or p.location, reply_to=message.reply_to or p.reply_to,
+        from_=message.from_ or p.from_, to=message.to or p.to, timestamp=message.timestamp or p.timestamp,
+        reply_to_nid=_nid(message.source_message_id, workspace_uid),
+    )
+
+
+def _nid(source_message_id: str | None, workspace_uid: str | None) -> str | None:
+    """SuprSend's `source_message_id` is `<workspace_uid>-<supr_nid>`."""
+    if not source_message_id:
+        return None
+    if workspace_uid and source_message_id.startswith(workspace_uid + "-"):
+        return source_message_id[len(workspace_uid) + 1:] or None
+    head, sep, tail = source_message_id.partition("-")
+    return tail or None if sep else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, ClassVar
 
 STATUS = "status"
@@ -10,6 +11,68 @@ INBOUND_MESSAGE = "inbound_message"
 KNOWN_EVENT_TYPES = (STATUS, INBOUND_MESSAGE)
 KNOWN_CHANNELS = ("whatsapp", "sms", "email", "androidpush", "iospush", "webpush", "slack", "ms_teams", "inbox")
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+
+
+class NormalizedStatus(str, Enum):
+    """A vendor's delivery status, mapped onto one closed set (compares equal to its string)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    CLICKED = "clicked"
+    REPLIED = "replied"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class MessageType(str, Enum):
+    """What kind of reply the user sent (compares equal to its string)."""
+
+    TEXT = "text"
+    BUTTON = "button"
+    INTERACTIVE = "interactive"
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACTS = "contacts"
+    REACTION = "reaction"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: Any) -> "MessageType":
+        word = str(value or "").strip().lower()
+        word = {"voice": "audio", "file": "document", "contact": "contacts", "quick_reply": "button",
+                "gif": "video", "picture": "image", "photo": "image"}.get(word, word)
+        return cls._value2member_map_.get(word, cls.UNKNOWN)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class VendorInfo:
+    """The vendor's own view of the message, normalized; `raw` is its untouched callback dict."""
+
+    name: str | None = None
+    message_id: str | None = None
+    status: str | None = None
+    normalized_status: NormalizedStatus = NormalizedStatus.UNKNOWN
+    error_code: str | None = None
+    error_message: str | None = None
+    timestamp: datetime | None = None
+    recipient: str | None = None
+    sender: str | None = None
+    profile_name: str | None = None
+    raw: Any = field(default_factory=dict, repr=False)
+    drift: str | None = None  # why the vendor dict did not match its schema, if it did not
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +116,11 @@ class Media:
 class InboundMessage:
     """A user's reply (`suprsend_inbound_message`), flattened for handlers.
 
-    `text` is the typed text, or the title of the button the user tapped.
+    `text` is the typed text, or the title of the button the user tapped. SuprSend's own fields win;
+    the vendor's callback fills what SuprSend left out (media URLs, button payloads, ...).
     """
 
-    type: str | None = None
+    type: MessageType = MessageType.UNKNOWN
     text: str | None = None
     from_: str | None = None
     to: str | None = None
@@ -68,12 +132,9 @@ class InboundMessage:
     button: Button | None = None
     media: Media | None = None
     location: dict[str, Any] | None = None
+    reply_to: str | None = None  # vendor id of the message this one replies to / quotes
+    reply_to_nid: str | None = None  # supr_nid of the SuprSend notification replied to
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def reply_to(self) -> str | None:
-        """Vendor id of the message this one quotes, if any."""
-        return (self.context or {}).get("id")
 
     @property
     def button_payload(self) -> str | None:
@@ -102,6 +163,7 @@ class Event:
     version: str | None = None
     reference: Reference = field(default_factory=Reference)
     message: InboundMessage | None = None
+    vendor: VendorInfo = field(default_factory=VendorInfo)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -103,3 +103,28 @@ def test_describe_for_routes_listing():
     on2 = Registry()
     on2()(fn_a)
     assert on2.get("tests.test_registry.fn_a").filters[0].describe() == "(every event)"
+
+
+def test_normalized_status_message_type_and_button_filters():
+    from .conftest import SEED_INBOUND
+
+    on = Registry()
+    on(normalized_status="delivered")(fn_a)
+    on(message_type=("button", "interactive"), button="CONFIRM")(fn_b)
+    on(message_type="text")(fn_c)
+    assert names(on, make_status("delivered")) == ["fn_a"]  # the gupshup DLR in the seed says DELIVERED
+    assert names(on, make_inbound("hello")) == ["fn_c"]
+    tapped = make_inbound()
+    tapped["suprsend_inbound_message"].update(type="button", button={"payload": "CONFIRM", "text": "Yes"})
+    del tapped["suprsend_inbound_message"]["text"]
+    assert names(on, tapped) == ["fn_b"]
+    tapped["suprsend_inbound_message"]["button"]["payload"] = "CANCEL"
+    assert names(on, tapped) == []
+    assert SEED_INBOUND["suprsend_inbound_message"]["type"] == "text"
+
+
+def test_enum_filters_refuse_unknown_values():
+    with pytest.raises(ValueError, match="not one of"):
+        Registry()(normalized_status="deliverd")
+    with pytest.raises(ValueError, match="not one of"):
+        Registry()(message_type="txt")

@@ -1,0 +1,80 @@
+"""Vendor normalizers: one module per vendor, registered by the `vendor_name` values it handles.
+
+`normalize_vendor(vendor_name, vendor_response, event_type)` never raises. A vendor without a module
+goes to the generic normalizer; a vendor dict that does not match its module's schema (drift) is
+logged, counted in `DRIFT`, and normalized generically with `normalized_status=unknown`.
+
+Adding a vendor: write `schemas/vendors/<vendor>.py` (NAMES, STATUS_MAP, normalize; it is found and
+registered automatically), fixtures under `tests/fixtures/vendors/<vendor>/` and
+`tests/vendors/test_<vendor>.py` (see README "Adding a vendor").
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from marshmallow import ValidationError
+
+from . import generic
+from .base import InboundParts, Normalized, Normalizer, S
+
+log = logging.getLogger("suprhook.vendors")
+
+_NOT_VENDORS = {"base", "generic"}
+MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_VENDORS))
+VENDORS: dict[str, Normalizer] = {}
+DRIFT: Counter[str] = Counter()  # vendor name -> payloads that did not match the vendor's schema
+
+
+def register(names: tuple[str, ...], normalizer: Normalizer) -> None:
+    for name in names:
+        VENDORS[name.lower()] = normalizer
+
+
+for _module in MODULES:
+    _mod = importlib.import_module(f"{__name__}.{_module}")
+    register(_mod.NAMES, _mod.normalize)
+
+
+def vendor_dict(vendor_name: str | None, vendor_response: Any) -> Any:
+    """The vendor's own callback inside `vendor_response: {<vendor_name>: {...}}`."""
+    if not isinstance(vendor_response, dict):
+        return vendor_response
+    if vendor_name in vendor_response:
+        return vendor_response[vendor_name]
+    lowered = {str(k).lower(): v for k, v in vendor_response.items()}
+    if (vendor_name or "").lower() in lowered:
+        return lowered[(vendor_name or "").lower()]
+    return next(iter(vendor_response.values())) if len(vendor_response) == 1 else vendor_response
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and isinstance(exc.messages, dict):
+        return "fields: " + ", ".join(sorted(map(str, exc.messages)))
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def normalize_vendor(vendor_name: str | None, vendor_response: Any, event_type: str) -> Normalized:
+    raw = vendor_dict(vendor_name, vendor_response)
+    kept = raw if raw is not None else {}
+    key = (vendor_name or "").strip().lower()
+    normalizer = VENDORS.get(key)
+    if normalizer is None or raw is None:
+        return generic.safe_normalize(raw, event_type, name=vendor_name)
+    try:
+        result = normalizer(raw, event_type)
+    except Exception as exc:  # drift: the vendor changed its shape, or sent something unexpected
+        reason = _reason(exc)
+        DRIFT[key] += 1
+        log.warning("vendor payload drift vendor=%s event_type=%s %s", key, event_type, reason)
+        fallback = generic.safe_normalize(raw, event_type, name=vendor_name)
+        return Normalized(replace(fallback.vendor, normalized_status=S.UNKNOWN, drift=reason))
+    return Normalized(replace(result.vendor, name=result.vendor.name or vendor_name, raw=kept), result.message)
+
+
+__all__ = ["DRIFT", "InboundParts", "MODULES", "Normalized", "VENDORS", "normalize_vendor", "register",
+           "vendor_dict"]
