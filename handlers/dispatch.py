@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from celery import Celery
 
 from schemas import Event
+from schemas.vendors import record_drift
 
 from .dedup import DUPLICATE, IN_FLIGHT, DedupStore
 from .errors import EnqueueError, InFlight
@@ -56,6 +57,8 @@ class Dispatcher:
             log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
             raise EnqueueError(str(exc)) from exc
         self.dedup.commit(event.event_id)
+        if event.vendor.drift:
+            record_drift(event.vendor, event.event_id)
         return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))
 
     def ready(self) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Vendor normalizers: one module per vendor, registered by the `vendor_name` values it handles.
 
-`normalize_vendor(vendor_name, vendor_response, event_type)` never raises. A vendor without a module
-goes to the generic normalizer; a vendor dict that does not match its module's schema (drift) is
-logged, counted in `DRIFT`, and normalized generically with `normalized_status=unknown`.
+`normalize_vendor(vendor_name, vendor_response, event_type)` never raises and has no side effects. A
+vendor without a module goes to the generic normalizer; a vendor dict that does not match its
+module's schema (drift) is normalized generically with `normalized_status=unknown` and the reason in
+`VendorInfo.drift`. The receiver calls `record_drift` once per accepted event: logged, counted in `DRIFT`.
 
 Adding a vendor: write `schemas/vendors/<vendor>.py` (NAMES, STATUS_MAP, normalize; it is found and
 registered automatically), fixtures under `tests/fixtures/vendors/<vendor>/` and
@@ -20,7 +21,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from . import generic
-from .base import InboundParts, Normalized, Normalizer, S
+from .base import InboundParts, Normalized, Normalizer, S, VendorInfo
 
 log = logging.getLogger("suprhook.vendors")
 
@@ -69,12 +70,17 @@ def normalize_vendor(vendor_name: str | None, vendor_response: Any, event_type: 
         result = normalizer(raw, event_type)
     except Exception as exc:  # drift: the vendor changed its shape, or sent something unexpected
         reason = _reason(exc)
-        DRIFT[key] += 1
-        log.warning("vendor payload drift vendor=%s event_type=%s %s", key, event_type, reason)
         fallback = generic.safe_normalize(raw, event_type, name=vendor_name)
         return Normalized(replace(fallback.vendor, normalized_status=S.UNKNOWN, drift=reason))
     return Normalized(replace(result.vendor, name=result.vendor.name or vendor_name, raw=kept), result.message)
 
 
-__all__ = ["DRIFT", "InboundParts", "MODULES", "Normalized", "VENDORS", "normalize_vendor", "register",
+def record_drift(vendor: VendorInfo, event_id: str) -> None:
+    """Log and count a vendor dict that did not match its schema (never the payload itself)."""
+    name = (vendor.name or "").lower()
+    DRIFT[name] += 1
+    log.warning("vendor payload drift vendor=%s event_id=%s %s", name, event_id, vendor.drift)
+
+
+__all__ = ["DRIFT", "InboundParts", "MODULES", "Normalized", "VENDORS", "normalize_vendor", "record_drift", "register",
            "vendor_dict"]

@@ -1,0 +1,67 @@
+"""Property tests: no vendor dict, random or a damaged real one, makes normalization raise or lose `raw`."""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import MessageType, NormalizedStatus, load_event
+from schemas.vendors import VENDORS, normalize_vendor
+
+from .conftest import FIXTURES, webhook
+
+VENDOR_NAMES = sorted(VENDORS) + ["some_new_vendor", ""]
+CASES = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*/*.json"))]
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
+keyish = st.sampled_from(["status", "type", "payload", "response", "results", "entry", "messages", "statuses",
+                          "id", "messageId", "timestamp", "from", "to", "text", "error", "errorCode", "button",
+                          "interactive", "image", "context", "sender", "message", "event"])
+vendorish = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                         | st.dictionaries(keyish, inner, max_size=6), max_leaves=30)
+
+
+def check(vendor_name: str, raw: Any, event_type: str) -> None:
+    result = normalize_vendor(vendor_name, {vendor_name: raw}, event_type)
+    assert result.vendor.raw == (raw if raw is not None else {})
+    assert isinstance(result.vendor.normalized_status, NormalizedStatus)
+    if result.message is not None and result.message.type is not None:
+        assert isinstance(result.message.type, MessageType)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(VENDOR_NAMES), json_values | vendorish, st.sampled_from(["status", "inbound_message", "x"]))
+def test_random_vendor_dicts_never_raise_and_keep_raw(vendor_name, raw, event_type):
+    check(vendor_name, raw, event_type)
+
+
+def _damage(value: Any, path: list[int], replacement: Any) -> Any:
+    """Drop or replace one nested value chosen by `path` (indices into keys/items)."""
+    if not path or not isinstance(value, (dict, list)) or not value:
+        return replacement
+    keys = list(value) if isinstance(value, dict) else list(range(len(value)))
+    key = keys[path[0] % len(keys)]
+    if len(path) == 1 and isinstance(value, dict) and replacement is None:
+        del value[key]
+        return value
+    value[key] = _damage(value[key], path[1:], replacement)
+    return value
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(range(len(CASES))), st.lists(st.integers(0, 50), min_size=1, max_size=5), scalars | vendorish)
+def test_truncated_real_payloads_never_raise_and_load(index, path, replacement):
+    case = CASES[index]
+    vendor_dir = next(p.parent.name for p in sorted(FIXTURES.glob("*/*.json"))
+                      if json.loads(p.read_text()) == case)
+    damaged = _damage(copy.deepcopy(case["payload"]), path, replacement)
+    for name in [vendor_dir, *[n for n in VENDORS if n.startswith(vendor_dir)][:1]]:
+        check(name, damaged, case["event_type"])
+        # and the whole event still loads (never a 500 at the receiver because of a vendor dict)
+        event = load_event(webhook(name, damaged, case["event_type"]))
+        assert event.vendor.raw == (damaged if damaged is not None else {})
