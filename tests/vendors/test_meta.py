@@ -1,0 +1,106 @@
+"""WhatsApp Cloud API (Meta) `whatsapp_business_account` webhooks, end to end."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from schemas import Media, MessageType, NormalizedStatus
+from schemas.vendors import DRIFT
+
+from .conftest import assert_message, assert_vendor, fixture
+
+BUSINESS, USER = "15550783881", "16505551234"
+CONTEXT_ID = "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA="
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def test_status_delivered(receive):
+    case = fixture("meta", "status_delivered")
+    event = receive("meta", case)
+    assert_vendor(event.vendor, case["payload"], name="meta",
+                  message_id="wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA", status="delivered",
+                  normalized_status=NormalizedStatus.DELIVERED, error_code=None, error_message=None,
+                  timestamp=utc(2025, 6, 18, 16, 22, 53), recipient=USER, sender=BUSINESS, profile_name=None)
+
+
+def test_status_failed(receive):
+    case = fixture("meta", "status_failed")
+    event = receive("whatsapp_cloud_api", case)  # an alias of the same module
+    assert_vendor(event.vendor, case["payload"], name="meta",
+                  message_id="wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTgA", status="failed",
+                  normalized_status=NormalizedStatus.FAILED, error_code="130429", error_message="Rate limit hit",
+                  timestamp=utc(2025, 6, 18, 16, 23), recipient=USER, sender=BUSINESS, profile_name=None)
+
+
+def test_inbound_text(receive):
+    case = fixture("meta", "inbound_text")
+    event = receive("meta", case)
+    ts = utc(2025, 6, 8, 20, 59, 43)
+    assert_vendor(event.vendor, case["payload"], name="meta",
+                  message_id="wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=", status="received",
+                  normalized_status=NormalizedStatus.REPLIED, error_code=None, error_message=None, timestamp=ts,
+                  recipient=BUSINESS, sender=USER, profile_name="Sheena Nelson")
+    assert_message(event.message, type=MessageType.TEXT, text="Does it come in another color?", button_payload=None,
+                   button_text=None, media=None, location=None, reply_to=None, from_=USER, to=BUSINESS, timestamp=ts)
+
+
+def test_inbound_interactive_button_reply(receive):
+    case = fixture("meta", "inbound_button")
+    event = receive("meta", case)
+    ts = utc(2025, 6, 8, 21, 1, 40)
+    assert_vendor(event.vendor, case["payload"], name="meta",
+                  message_id="wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RwA=", status="received",
+                  normalized_status=NormalizedStatus.REPLIED, error_code=None, error_message=None, timestamp=ts,
+                  recipient=BUSINESS, sender=USER, profile_name="Sheena Nelson")
+    assert_message(event.message, type=MessageType.INTERACTIVE, text="Cancel", button_payload="cancel-button",
+                   button_text="Cancel", media=None, location=None, reply_to=CONTEXT_ID, from_=USER, to=BUSINESS,
+                   timestamp=ts)
+
+
+def test_inbound_template_quick_reply_button(receive):
+    case = fixture("meta", "inbound_template_button")
+    event = receive("facebook", case)
+    ts = utc(2025, 6, 8, 21, 3, 20)
+    assert_vendor(event.vendor, case["payload"], name="meta",
+                  message_id="wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0SAA=", status="received",
+                  normalized_status=NormalizedStatus.REPLIED, error_code=None, error_message=None, timestamp=ts,
+                  recipient=BUSINESS, sender=USER, profile_name="Sheena Nelson")
+    assert_message(event.message, type=MessageType.BUTTON, text="Stop promotions", button_payload="STOP_PROMOS",
+                   button_text="Stop promotions", media=None, location=None, reply_to=CONTEXT_ID, from_=USER,
+                   to=BUSINESS, timestamp=ts)
+
+
+def test_inbound_image(receive):
+    case = fixture("meta", "inbound_media")
+    event = receive("meta", case)
+    ts = utc(2025, 6, 8, 21, 5)
+    image = case["payload"]["entry"][0]["changes"][0]["value"]["messages"][0]["image"]
+    assert_vendor(event.vendor, case["payload"], name="meta",
+                  message_id="wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0SQA=", status="received",
+                  normalized_status=NormalizedStatus.REPLIED, error_code=None, error_message=None, timestamp=ts,
+                  recipient=BUSINESS, sender=USER, profile_name="Sheena Nelson")
+    assert_message(event.message, type=MessageType.IMAGE, text=None, button_payload=None, button_text=None,
+                   media=Media(kind="image", id="1003383421387256", url=image["url"], mime_type="image/jpeg",
+                               caption="This one, in blue", sha256=image["sha256"]),
+                   location=None, reply_to=None, from_=USER, to=BUSINESS, timestamp=ts)
+
+
+def test_bare_value_object_is_read_too(receive):
+    case = fixture("meta", "status_delivered")
+    value = case["payload"]["entry"][0]["changes"][0]["value"]
+    event = receive("meta", {"event_type": "status", "payload": value})
+    assert event.vendor.drift is None
+    assert (event.vendor.status, event.vendor.normalized_status) == ("delivered", NormalizedStatus.DELIVERED)
+    assert event.vendor.recipient == USER and event.vendor.raw == value
+
+
+def test_drift_is_recorded_and_the_event_still_dispatched(receive):
+    before = DRIFT["meta"]
+    case = {"event_type": "status", "payload": {"unexpected": 1}}
+    event = receive("meta", case)
+    assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
+    assert isinstance(event.vendor.drift, str) and event.vendor.drift
+    assert event.vendor.raw == case["payload"]
+    assert DRIFT["meta"] == before + 1
