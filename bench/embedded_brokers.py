@@ -28,11 +28,25 @@ deleted at the end).  Every wait is bounded; subprocesses are killed in a
 Run from the repo root:  .venv/bin/python bench/embedded_brokers.py
 (BENCH_LOGLEVEL=DEBUG for verbose worker logs; logs stay in the temp dir.)
 """
-import json, math, multiprocessing as mp, os, platform, queue as stdq
-import signal, sqlite3, subprocess, sys, tempfile, time, uuid
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import queue as stdq
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 from contextlib import suppress
 
-import celery, kombu, redis, sqlalchemy
+import celery
+import kombu
+import redis
+import sqlalchemy
 from celery import Celery
 
 REDIS = "redis://127.0.0.1:6379/15"

@@ -84,7 +84,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
                      h.rate_limit or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if len(rows) == 1:
         print("(no handlers registered: set SUPRHOOK_HANDLERS)")
     return 0

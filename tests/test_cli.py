@@ -29,15 +29,15 @@ def test_dev_runs_receiver_and_worker_on_the_embedded_broker(tmp_path):
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
-        assert wait_until(lambda: any("celery@" in l and "ready" in l for l in lines), 60), "".join(lines)
-        curl = next(l for l in lines if l.strip().startswith("curl"))
+        assert wait_until(lambda: any("celery@" in line and "ready" in line for line in lines), 60), "".join(lines)
+        curl = next(line for line in lines if line.strip().startswith("curl"))
         assert f"http://127.0.0.1:{port}/webhooks/suprsend" in curl
         assert "@examples/payloads/whatsapp_status.json" in curl
         body = (tmp_path / "examples/payloads/whatsapp_inbound_reply.json").read_bytes()
         r = requests.post(f"http://127.0.0.1:{port}/webhooks/suprsend", data=body,
                           headers={"Content-Type": "application/json"}, timeout=10)
         assert r.status_code == 202, r.text
-        assert wait_until(lambda: any("replied 'Hi'" in l for l in lines), 30), "".join(lines)
+        assert wait_until(lambda: any("replied 'Hi'" in line for line in lines), 30), "".join(lines)
         assert (tmp_path / "var" / "broker.sqlite3").exists() and (tmp_path / "var" / "dedup.sqlite3").exists()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
@@ -55,7 +55,7 @@ def test_routes_lists_handlers_with_filters(tmp_path):
     assert "tests.probe_handlers.on_yes_no" in out
     assert "event_type=inbound_message text=/(?i)^\\s*(yes|no)\\b/" in out
     assert "tests.probe_handlers.flaky" in out and "workflow=Flaky" in out
-    flaky = next(l for l in out.splitlines() if l.startswith("tests.probe_handlers.flaky "))
+    flaky = next(line for line in out.splitlines() if line.startswith("tests.probe_handlers.flaky "))
     assert flaky.split()[-2:] == ["3", "-"]  # per-handler max_retries, no rate limit
 
 

@@ -7,8 +7,9 @@ the dict does not match its documented shape: the registry turns that into recor
 """
 from __future__ import annotations
 
+import mimetypes
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
@@ -118,6 +119,12 @@ def one(value: Any) -> dict[str, Any]:
     return as_dict(value)
 
 
+def media_kind(mime: str | None, url: str | None = None) -> MessageType:
+    """image/video/audio from a MIME type (or guessed from the URL's extension); anything else a document."""
+    major = (mime or (mimetypes.guess_type(url)[0] if url else None) or "").split("/")[0]
+    return MessageType.parse(major) if major in ("image", "video", "audio") else MessageType.DOCUMENT
+
+
 def names(*aliases: str) -> tuple[str, ...]:
     return tuple(a.lower() for a in aliases)
 
@@ -131,6 +138,6 @@ def media(kind: MessageType | str, **values: Any) -> Media | None:
 
 
 __all__: Iterable[str] = (
-    "InboundParts", "Normalized", "Normalizer", "Open", "S", "T", "Text", "as_dict", "first", "media",
+    "InboundParts", "Normalized", "Normalizer", "Open", "S", "T", "Text", "as_dict", "first", "media", "media_kind",
     "names", "one", "parse_timestamp", "status_of", "Media", "MessageType", "NormalizedStatus", "VendorInfo",
 )

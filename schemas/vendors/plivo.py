@@ -10,10 +10,9 @@ and the names of WhatsApp button-reply fields are not documented there: a button
 """
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
-from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_dict, first, media, names,
+from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_dict, first, media, media_kind, names,
                    parse_timestamp, status_of)
 
 NAMES = names("plivo", "plivo_sms", "plivo_whatsapp")
@@ -76,18 +75,13 @@ def _status(data: dict[str, Any]) -> Normalized:
     ))
 
 
-def _media_kind(mime: str | None, url: str | None) -> T:
-    """WhatsApp gives MimeType; for MMS the kind is guessed from the URL's file extension."""
-    mime = mime or (mimetypes.guess_type(url)[0] if url else None) or ""
-    return T.parse(mime.split("/")[0]) if mime.split("/")[0] in ("image", "video", "audio") else T.DOCUMENT
-
 
 def _inbound(data: dict[str, Any]) -> Normalized:
     msg = InboundMessage().load(data)
     url = msg.get("Media1")
     is_media = msg.get("ContentType") == "media" or bool(url)
     content = msg.get("ContentType") or "text"
-    kind = _media_kind(msg.get("MimeType"), url) if is_media else CONTENT_TYPES.get(content, T.UNKNOWN)
+    kind = media_kind(msg.get("MimeType"), url) if is_media else CONTENT_TYPES.get(content, T.UNKNOWN)
     text = first(msg.get("Body"), msg.get("text"))
     parts = InboundParts(
         type=kind, text=None if is_media else text,

@@ -9,12 +9,11 @@ docs/conversation/conversation-channel-support/conversation-whatsapp.md (MESSAGE
 """
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
 from marshmallow import fields
 
-from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_dict, first, media, names,
+from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_dict, first, media, media_kind, names,
                    parse_timestamp, status_of)
 
 NAMES = names("sinch", "sinch_sms", "sinch_conversation", "sinch_whatsapp")
@@ -91,17 +90,13 @@ def _sms_status(data: dict[str, Any]) -> Normalized:
     ))
 
 
-def _kind(mime: str | None, url: str | None) -> T:
-    mime = mime or mimetypes.guess_type(url or "")[0] or ""
-    return T.parse(mime.split("/")[0]) if mime.split("/")[0] in ("image", "video", "audio") else T.DOCUMENT
-
 
 def _sms_inbound(data: dict[str, Any]) -> Normalized:
     msg = SmsInbound().load(data)
     body, kind, found = msg.get("body"), T.TEXT, None
     if isinstance(body, dict):  # mo_media: {subject, message, media: [{url, contentType, status, code}]}
         item = as_dict((body.get("media") or [None])[0])
-        kind = _kind(item.get("contentType"), item.get("url")) if item else T.TEXT
+        kind = media_kind(item.get("contentType"), item.get("url")) if item else T.TEXT
         found = media(kind, url=item.get("url"), mime_type=item.get("contentType")) if item else None
         body = body.get("message")
     parts = InboundParts(type=kind, text=body if isinstance(body, str) else None, media=found,
@@ -139,7 +134,7 @@ def _conversation_inbound(event: dict[str, Any], data: dict[str, Any]) -> Normal
     for key in ("media_message", "media_card_message"):
         item = as_dict(content.get(key))
         if item:
-            kind = _kind(None, item.get("url"))
+            kind = media_kind(None, item.get("url"))
             found = media(kind, url=item.get("url"), caption=item.get("caption"))
     coordinates = as_dict(location.get("coordinates"))
     parts = InboundParts(

@@ -19,7 +19,7 @@ from typing import Any
 
 from marshmallow import ValidationError, validates_schema
 
-from .base import InboundParts, Normalized, Open, S, T, Text, VendorInfo, first, media, names, status_of
+from .base import InboundParts, Normalized, Open, S, T, Text, VendorInfo, first, media, media_kind, names, status_of
 
 NAMES = names("twilio", "twilio_sms", "twilio_whatsapp")
 STATUS_MAP = {
@@ -88,8 +88,7 @@ def _kind(cb: dict[str, Any], has_media: bool) -> T:
     if cb.get("ButtonPayload") or cb.get("ButtonText"):
         return T.BUTTON
     if has_media:
-        major = str(cb.get("MediaContentType0") or "").split("/")[0]
-        return T.parse(major) if major in ("image", "video", "audio") else T.DOCUMENT
+        return media_kind(cb.get("MediaContentType0"))
     return T.LOCATION if cb.get("Latitude") else T.TEXT
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime, timezone
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,10 @@ from schemas import Event, InboundMessage, VendorInfo, load_event
 from ..conftest import stack_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vendors"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
 
 
 def fixture(vendor: str, case: str) -> dict[str, Any]:

@@ -1,18 +1,14 @@
 """AWS SNS SMS delivery logs, AWS End User Messaging SMS events and two-way SMS inbound, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import pytest
 
 from schemas import MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize("vendor_name", ["aws_sns", "sns", "amazon_sns", "aws"])

@@ -1,16 +1,12 @@
 """Gupshup: enterprise format (SuprSend's samples) and self-serve v2 format, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 def test_enterprise_status_delivered(receive):

@@ -1,16 +1,12 @@
 """Karix (karix.io v2): the Message object posted on status changes and for inbound messages, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from schemas import MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 def test_status_delivered(receive):

@@ -1,18 +1,14 @@
 """MessageBird / Bird: SMS status reports, Conversations API webhooks, Bird Channels webhooks, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import pytest
 
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize("vendor_name", ["messagebird", "bird"])

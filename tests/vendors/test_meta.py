@@ -1,19 +1,15 @@
 """WhatsApp Cloud API (Meta) `whatsapp_business_account` webhooks, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
 BUSINESS, USER = "15550783881", "16505551234"
 CONTEXT_ID = "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA="
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 def test_status_delivered(receive):

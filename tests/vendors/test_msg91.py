@@ -1,16 +1,12 @@
 """MSG91: SMS delivery reports in webhook versions v2, v3 and v4, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from schemas import NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_vendor, fixture
+from .conftest import assert_vendor, fixture, utc
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 def test_status_delivered_v3(receive):

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
 
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 def test_status_read(receive):

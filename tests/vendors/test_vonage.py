@@ -1,18 +1,14 @@
 """Vonage Messages API v1 webhooks and legacy SMS API webhooks, end to end."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
-from .conftest import assert_message, assert_vendor, fixture
+from .conftest import assert_message, assert_vendor, fixture, utc
 
 BUSINESS, USER = "447700900000", "447700900001"
 
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
 
 
 def test_whatsapp_status_delivered(receive):
