@@ -29,6 +29,15 @@ class Settings:
     publish_timeout: float = 1.0
     max_retries: int = 5
     retry_backoff_max: int = 600
+    suprsend_workspace_key: str = ""
+    suprsend_workspace_secret: str = field(default="", repr=False)  # never printed
+    suprsend_base_url: str = ""
+    followup_timeout: float = 10.0
+    followup_max_bytes: int = 100 * 1024
+    followup_max_depth: int = 3
+    conversation_url: str = ""
+    conversation_ttl: int = 86400
+    own_numbers: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -80,6 +89,15 @@ class Settings:
             publish_timeout=num("SUPRHOOK_PUBLISH_TIMEOUT", 1.0, float),
             max_retries=num("SUPRHOOK_MAX_RETRIES", 5, int),
             retry_backoff_max=num("SUPRHOOK_RETRY_BACKOFF_MAX", 600, int),
+            suprsend_workspace_key=str(get("SUPRSEND_WORKSPACE_KEY", "")),
+            suprsend_workspace_secret=str(get("SUPRSEND_WORKSPACE_SECRET", "")),
+            suprsend_base_url=str(get("SUPRSEND_BASE_URL", "")),
+            followup_timeout=num("SUPRSEND_TIMEOUT", 10.0, float),
+            followup_max_bytes=num("SUPRHOOK_FOLLOWUP_MAX_BYTES", 100 * 1024, int),
+            followup_max_depth=num("SUPRHOOK_FOLLOWUP_MAX_DEPTH", 3, int),
+            conversation_url=str(get("SUPRHOOK_CONVERSATION_URL", f"sqlite:///{data_dir / 'conversations.sqlite3'}")),
+            conversation_ttl=num("SUPRHOOK_CONVERSATION_TTL", 86400, int),
+            own_numbers=_csv(get("SUPRHOOK_OWN_NUMBERS", "")),
         )
 
     def require_auth(self) -> None:
