@@ -32,6 +32,19 @@ def task_id(event_id: str, handler_name: str) -> str:
     return str(uuid.uuid5(_TASK_NS, f"{event_id}/{handler_name}"))
 
 
+def is_echo(event: Event, own_numbers: tuple[str, ...] = ()) -> bool:
+    """An inbound message that is really one of our own sends coming back (never dispatched)."""
+    message = event.message
+    if message is None:
+        return False
+    sender = message.from_ or event.vendor.sender
+    if sender and (sender == message.to or sender in own_numbers):
+        return True
+    raw = event.vendor.raw if isinstance(event.vendor.raw, dict) else {}
+    direction = str(raw.get("direction") or raw.get("Direction") or "").lower()
+    return direction.startswith("outbound") or bool(raw.get("is_echo"))
+
+
 class Dispatcher:
     def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore) -> None:
         self.settings, self.registry, self.celery, self.dedup = settings, registry, celery, dedup
@@ -43,7 +56,7 @@ class Dispatcher:
             return Outcome("duplicate", event.event_id)
         if claim == IN_FLIGHT:
             raise InFlight(event.event_id)
-        handlers = self.registry.match(event)
+        handlers = [] if is_echo(event, self.settings.own_numbers) else self.registry.match(event)
         message = {"v": 1, "event_id": event.event_id, "payload": event.raw,
                    "received_at": datetime.now(timezone.utc).isoformat()}
         try:

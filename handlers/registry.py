@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterable, Iterator
 from schemas import Event, MessageType, NormalizedStatus
 
 # Names a handler may declare as parameters; each is injected by name (Slack Bolt style).
-INJECTABLE = ("event", "match", "logger", "attempt")
+INJECTABLE = ("event", "match", "logger", "attempt", "followup", "conversation")
 FILTER_NAMES = ("channel", "event_type", "status", "vendor", "workflow", "template", "normalized_status",
-                "message_type", "button", "text")
+                "message_type", "button", "state", "text")
+ANY_STATE = object()  # matching without looking at conversation state (the receiver cannot)
 
 Value = str | Iterable[str] | None
 
@@ -34,9 +35,13 @@ class Filters:
     normalized_status: frozenset[str] | None = None
     message_type: frozenset[str] | None = None
     button: frozenset[str] | None = None
+    state: frozenset[str] | None = None  # "" stands for "no conversation state yet"
     text: re.Pattern[str] | None = None
 
-    def match(self, event: Event) -> bool:
+    def match(self, event: Event, state: Any = ANY_STATE) -> bool:
+        """Does `event` pass? `state` (the conversation's) is only checked when given: in the worker."""
+        if state is not ANY_STATE and self.state is not None and (state or "") not in self.state:
+            return False
         message = event.message
         checks = (
             (self.channel, event.channel), (self.event_type, event.event_type),
@@ -73,13 +78,18 @@ class Handler:
     queue: str | None = None
     params: tuple[str, ...] = ()
     takes_kwargs: bool = False
+    keyword: bool = False  # a built-in STOP/HELP handler: the only kind a keyword message reaches
 
     @property
     def task_name(self) -> str:
         return f"suprhook.handler.{self.name}"
 
-    def matching_filter(self, event: Event) -> Filters | None:
-        return next((f for f in self.filters if f.match(event)), None)
+    @property
+    def needs_conversation(self) -> bool:
+        return "conversation" in self.params or any(f.state is not None for f in self.filters)
+
+    def matching_filter(self, event: Event, state: Any = ANY_STATE) -> Filters | None:
+        return next((f for f in self.filters if f.match(event, state)), None)
 
     def call(self, event: Event, **context: Any) -> Any:
         """Run the handler, passing only the arguments it declared."""
@@ -94,11 +104,12 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self.keyword_pattern: re.Pattern[str] | None = None  # set by handlers.keywords.enable_keywords
 
     def __call__(self, *, channel: Value = None, event_type: Value = None, status: Value = None,
                  vendor: Value = None, workflow: Value = None, template: Value = None,
                  normalized_status: Value = None, message_type: Value = None, button: Value = None,
-                 text: str | re.Pattern[str] | None = None, max_retries: int | None = None,
+                 state: Value = None, text: str | re.Pattern[str] | None = None, max_retries: int | None = None,
                  rate_limit: str | None = None, queue: str | None = None,
                  name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         filters = Filters(
@@ -107,7 +118,8 @@ class Registry:
             workflow=_values("workflow", workflow), template=_values("template", template),
             normalized_status=_values("normalized_status", normalized_status, NormalizedStatus),
             message_type=_values("message_type", message_type, MessageType),
-            button=_values("button", button), text=_pattern(text),
+            button=_values("button", button), state=_values("state", state, allow_empty=True),
+            text=_pattern(text),
         )
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -143,8 +155,17 @@ class Registry:
         existing.filters.append(filters)
         return existing
 
+    def reply(self, text: str | re.Pattern[str] | None = None, **filters: Any) -> Callable[[Callable[..., Any]],
+                                                                                          Callable[..., Any]]:
+        """`@on.reply(r"(?i)^yes", workflow="Purchase Made")`: a handler for inbound replies."""
+        return self(event_type="inbound_message", text=text, **filters)
+
     def match(self, event: Event) -> list[Handler]:
-        return [h for h in self._handlers.values() if h.matching_filter(event) is not None]
+        matched = [h for h in self._handlers.values() if h.matching_filter(event) is not None]
+        if self.keyword_pattern is not None and event.message is not None and event.message.text \
+                and self.keyword_pattern.fullmatch(event.message.text.strip()):
+            return [h for h in matched if h.keyword]  # STOP/HELP go to the keyword handlers alone
+        return matched
 
     def get(self, name: str) -> Handler:
         return self._handlers[name]
@@ -159,11 +180,12 @@ class Registry:
         self._handlers.clear()
 
 
-def _values(name: str, value: Value, enum: type[Enum] | None = None) -> frozenset[str] | None:
+def _values(name: str, value: Value, enum: type[Enum] | None = None,
+            allow_empty: bool = False) -> frozenset[str] | None:
     if value is None:
         return None
     values = frozenset([value] if isinstance(value, str) else value)
-    if not values or not all(isinstance(v, str) and v for v in values):
+    if not values or not all(isinstance(v, str) and (v or allow_empty) for v in values):
         raise TypeError(f"filter {name}= takes a non-empty string or a collection of them")
     if enum is not None:
         allowed = {member.value for member in enum}  # type: ignore[attr-defined]

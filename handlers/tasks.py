@@ -3,18 +3,26 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
 from marshmallow import ValidationError
 
-from schemas import load_event
+from schemas import Event, load_event
 
+from .conversation import Conversation, ConversationStore, Snapshot, conversation_key, open_conversations
 from .errors import PermanentError
-from .registry import Handler, Registry
+from .followup import Followup
+from .registry import Filters, Handler, Registry
 from .settings import Settings
 
 log = logging.getLogger("suprhook.worker")
+
+
+@lru_cache(maxsize=8)
+def _conversations(url: str, ttl: int) -> ConversationStore:
+    return open_conversations(url, ttl)
 
 
 def bind_handler_tasks(app: Celery, registry: Registry, settings: Settings) -> None:
@@ -22,21 +30,46 @@ def bind_handler_tasks(app: Celery, registry: Registry, settings: Settings) -> N
         _bind(app, handler, settings)
 
 
-def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
-    handler_log = logging.getLogger(f"suprhook.handler.{handler.name}")
+def run_handler(handler: Handler, event: Event, settings: Settings, attempt: int = 0) -> bool:
+    """Run one handler for one event as its task does; False when its `state=` filter did not match."""
+    context: dict[str, Any] = {"logger": logging.getLogger(f"suprhook.handler.{handler.name}"), "attempt": attempt,
+                               "followup": Followup(event, handler.name, settings)}
+    if not handler.needs_conversation:
+        _call(handler, event, handler.matching_filter(event), context)
+        return True
+    store = _conversations(settings.conversation_url, settings.conversation_ttl)
+    key = conversation_key(event)
+    with store.locked(key):
+        snapshot = store.load(key)
+        matched = handler.matching_filter(event, snapshot.arrival_state(event.event_id))
+        if matched is None:
+            store.save(key, snapshot)  # remember this event's arrival state for its other handlers
+            return False
+        conversation = Conversation(key, snapshot)
+        try:
+            _call(handler, event, matched, {**context, "conversation": conversation})
+        except BaseException:
+            store.save(key, snapshot)  # the state is unchanged by a failed run; the retry sees the same
+            raise
+        store.save(key, Snapshot(conversation.state, conversation.data, snapshot.seen))
+    return True
 
+
+def _call(handler: Handler, event: Event, matched: Filters | None, context: dict[str, Any]) -> None:
+    handler.call(event, match=matched.text_match(event) if matched else None, **context)
+
+
+def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
     def run(task: Task, message: dict[str, Any]) -> None:
         event_id = message.get("event_id")
         try:
             event = load_event(message["payload"], event_id=event_id)
         except (KeyError, ValidationError) as exc:
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
-        matched = handler.matching_filter(event)
         started = time.perf_counter()
-        handler.call(event, match=matched.text_match(event) if matched else None,
-                     logger=handler_log, attempt=task.request.retries)
-        log.info("handler ok handler=%s event_id=%s attempt=%d ms=%.1f", handler.name, event_id,
-                 task.request.retries, (time.perf_counter() - started) * 1000)
+        ran = run_handler(handler, event, settings, attempt=task.request.retries)
+        log.info("handler %s handler=%s event_id=%s attempt=%d ms=%.1f", "ok" if ran else "skipped (state)",
+                 handler.name, event_id, task.request.retries, (time.perf_counter() - started) * 1000)
 
     run.__name__ = run.__qualname__ = handler.name.replace(".", "_").replace(":", "_").replace("-", "_")
     return app.task(

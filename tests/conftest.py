@@ -99,8 +99,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "--loglevel", "INFO",
              "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO, env={**os.environ, **env, "SUPRHOOK_PROBE_DIR": str(probe_dir),
-                           "SUPRHOOK_HANDLERS": "tests.probe_handlers", "PYTHONPATH": str(REPO)},
+            cwd=REPO, env={**os.environ, "SUPRHOOK_HANDLERS": "tests.probe_handlers", **env,
+                           "SUPRHOOK_PROBE_DIR": str(probe_dir), "PYTHONPATH": str(REPO)},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         # Wait for the worker itself (its worker_ready signal), not for a port.
