@@ -38,7 +38,7 @@ class FakeSuprsend:
     delay: float = 0.0
     reject_event_names: set[str] = field(default_factory=set)  # bulk records with these names fail (400)
 
-    def start(self) -> "FakeSuprsend":
+    def start(self, port: int = 0) -> "FakeSuprsend":
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,7 +55,7 @@ class FakeSuprsend:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/"
         self.lock = threading.Lock()
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -110,3 +110,33 @@ class FakeSuprsend:
 
     def events_named(self, name: str) -> list[dict]:
         return [e for e in self.processed.values() if e.get("event") == name]
+
+
+def main() -> None:
+    """`python -m tests.fake_suprsend --port 8100`: a local stand-in for SuprSend's event API that
+    prints every event it receives (for trying follow-ups against `suprhook dev`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8100)
+    args = parser.parse_args()
+    fake = FakeSuprsend().start(args.port)
+    print(f"fake SuprSend on {fake.url} (SUPRSEND_WORKSPACE_KEY={fake.workspace_key} "
+          f"SUPRSEND_WORKSPACE_SECRET={fake.workspace_secret})", flush=True)
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            for r in fake.requests[seen:]:
+                events = r.body if isinstance(r.body, list) else [r.body]
+                for e in events:
+                    print(f"{r.status} {r.path} signature={'ok' if r.signature_ok else 'BAD'} "
+                          f"event={e.get('event')} distinct_id={e.get('distinct_id')} "
+                          f"key={e.get('$idempotency_key')}", flush=True)
+            seen = len(fake.requests)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -69,3 +69,39 @@ def test_unimportable_handler_module_is_a_clear_error(tmp_path):
     proc = suprhook("routes", cwd=tmp_path, env={"SUPRHOOK_HANDLERS": "no_such_module"})
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "cannot import 'no_such_module'" in out
+
+
+def test_order_confirmation_example_runs_against_suprhook_dev_as_the_readme_says(tmp_path):
+    """README "Two-way flows": fake SuprSend + `suprhook dev` with the example + the curl line."""
+    from .fake_suprsend import FakeSuprsend
+
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    fake = FakeSuprsend().start()
+    port = free_port()
+    env = {"SUPRHOOK_HANDLERS": "examples.order_confirmation", "SUPRSEND_WORKSPACE_KEY": fake.workspace_key,
+           "SUPRSEND_WORKSPACE_SECRET": fake.workspace_secret, "SUPRSEND_BASE_URL": fake.url}
+    proc = suprhook("dev", "--port", str(port), cwd=tmp_path, env=env, start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        assert wait_until(lambda: any("celery@" in line and "ready" in line for line in lines), 60), "".join(lines)
+        url = f"http://127.0.0.1:{port}/webhooks/suprsend"
+        for name in ("order_status_delivered", "order_reply_yes"):
+            body = (tmp_path / "examples" / "payloads" / f"{name}.json").read_bytes()
+            r = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+            assert r.status_code == 202, r.text
+        assert wait_until(lambda: fake.events_named("order_confirmed"), 30), "".join(lines)
+        confirmed = fake.events_named("order_confirmed")[0]
+        assert confirmed["distinct_id"] == "user@example.com"
+        assert confirmed["properties"]["order_notification"] == "01H08212QETNQ7J71B42V3XVKD"
+        assert all(r.signature_ok for r in fake.requests)
+        import sqlite3
+
+        assert wait_until(lambda: (tmp_path / "var" / "orders.sqlite3").exists(), 10)
+        rows = sqlite3.connect(tmp_path / "var" / "orders.sqlite3").execute(
+            "SELECT supr_nid, status FROM deliveries").fetchall()
+        assert rows == [("01GNEQZ6F4JZF1BAK9CDXYD4T4", "delivered")]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+        fake.stop()

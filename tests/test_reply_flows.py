@@ -18,7 +18,7 @@ from .fake_suprsend import FakeSuprsend
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory):
-    import tests.probe_flows  # registers the flow handlers in this (receiver) process too
+    import tests.probe_flows  # noqa: F401  (registers the flow handlers in this receiver process)
 
     fake = FakeSuprsend().start()
     data_dir = tmp_path_factory.mktemp("flows")
