@@ -32,13 +32,18 @@ def task_id(event_id: str, handler_name: str) -> str:
     return str(uuid.uuid5(_TASK_NS, f"{event_id}/{handler_name}"))
 
 
+def _digits(number: str | None) -> str:
+    return "".join(ch for ch in str(number or "") if ch.isdigit())
+
+
 def is_echo(event: Event, own_numbers: tuple[str, ...] = ()) -> bool:
-    """An inbound message that is really one of our own sends coming back (never dispatched)."""
+    """An inbound message that is one of our own sends coming back: sent from one of our numbers
+    (SUPRHOOK_OWN_NUMBERS, compared by digits), or marked outbound/echo by the vendor."""
     message = event.message
     if message is None:
         return False
-    sender = message.from_ or event.vendor.sender
-    if sender and (sender == message.to or sender in own_numbers):
+    sender = _digits(message.from_ or event.vendor.sender)
+    if sender and sender in {_digits(n) for n in own_numbers}:
         return True
     raw = event.vendor.raw if isinstance(event.vendor.raw, dict) else {}
     direction = str(raw.get("direction") or raw.get("Direction") or "").lower()

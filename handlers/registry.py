@@ -61,7 +61,7 @@ class Filters:
         return self.text.search(text) if self.text is not None and text is not None else None
 
     def describe(self) -> str:
-        parts = [f"{name}={'|'.join(sorted(v))}" for name in FILTER_NAMES[:-1]
+        parts = [f"{name}={'|'.join(sorted(x or '(none)' for x in v))}" for name in FILTER_NAMES[:-1]
                  if (v := getattr(self, name)) is not None]
         if self.text is not None:
             parts.append(f"text=/{self.text.pattern}/")

@@ -25,7 +25,7 @@ def flow(tmp_path_factory):
     config = stack_config(data_dir, None, SUPRHOOK_HANDLERS="tests.probe_flows",
                           SUPRHOOK_PROBE_DIR=str(data_dir / "probe"), SUPRHOOK_DEDUP_TTL="0",
                           SUPRSEND_WORKSPACE_KEY=fake.workspace_key, SUPRSEND_WORKSPACE_SECRET=fake.workspace_secret,
-                          SUPRSEND_BASE_URL=fake.url, SUPRSEND_TIMEOUT="2")
+                          SUPRSEND_BASE_URL=fake.url, SUPRSEND_TIMEOUT="2", SUPRHOOK_OWN_NUMBERS="+1 444 444 4444")
     server = LiveServer(create_app(config))
     worker = Worker(config, data_dir / "probe", concurrency=2)
     yield server, worker, fake, config
@@ -117,12 +117,17 @@ def test_stop_goes_only_to_the_keyword_handler(flow):
 
 def test_echo_of_our_own_send_is_not_dispatched(flow):
     server, worker, _, config = flow
-    payload = reply("yes", "Order Flow", user="+14444444444")  # from == to: our own number
-    payload["suprsend_inbound_message"]["to"] = "+14444444444"
+    payload = reply("yes", "Order Flow", user="+14444444444")  # sent from our own number (digits match)
+    payload["suprsend_inbound_message"]["to"] = "+15550000006"
     r = server.post(payload)
     assert r.status_code == 202
     time.sleep(1.0)
     assert worker.runs(r.json()["event_id"]) == []
+    vendor_echo = reply("yes", "Order Flow", user="+15550000007")  # a vendor marking its own echo
+    vendor_echo["vendor_response"]["gupshup"]["direction"] = "outbound-api"
+    r = server.post(vendor_echo)
+    time.sleep(1.0)
+    assert r.status_code == 202 and worker.runs(r.json()["event_id"]) == []
 
 
 def test_conversation_state_expires(tmp_path):
