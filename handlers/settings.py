@@ -38,6 +38,13 @@ class Settings:
     conversation_url: str = ""
     conversation_ttl: int = 86400
     own_numbers: tuple[str, ...] = ()
+    signing_secrets: tuple[str, ...] = field(default=(), repr=False)  # never printed
+    signature_tolerance: int = 300
+    allowed_ips: tuple[str, ...] = ()
+    trusted_proxies: int = 0
+    rate_limit: float = 100.0  # requests/s per source; 0 turns it off
+    rate_limit_burst: int = 200
+    rate_limit_url: str = ""  # redis://... to share the limit between receiver processes
 
     @property
     def production(self) -> bool:
@@ -98,14 +105,22 @@ class Settings:
             conversation_url=str(get("SUPRHOOK_CONVERSATION_URL", f"sqlite:///{data_dir / 'conversations.sqlite3'}")),
             conversation_ttl=num("SUPRHOOK_CONVERSATION_TTL", 86400, int),
             own_numbers=_csv(get("SUPRHOOK_OWN_NUMBERS", "")),
+            signing_secrets=_csv(get("SUPRHOOK_SIGNING_SECRET", "")),
+            signature_tolerance=num("SUPRHOOK_SIGNATURE_TOLERANCE", 300, int),
+            allowed_ips=_csv(get("SUPRHOOK_ALLOWED_IPS", "")),
+            trusted_proxies=num("SUPRHOOK_TRUSTED_PROXIES", 0, int),
+            rate_limit=num("SUPRHOOK_RATE_LIMIT", 100.0, float),
+            rate_limit_burst=num("SUPRHOOK_RATE_LIMIT_BURST", 200, int),
+            rate_limit_url=str(get("SUPRHOOK_RATE_LIMIT_URL", "")),
         )
 
     def require_auth(self) -> None:
         """Refuse to serve webhooks in production without credentials, unless explicitly allowed."""
-        if self.production and not self.auth_tokens and not self.allow_unauthenticated:
+        if self.production and not (self.auth_tokens or self.signing_secrets) and not self.allow_unauthenticated:
             raise ConfigError(
                 "refusing to start in production without authentication: set SUPRHOOK_AUTH_TOKENS "
-                "(comma-separated), or SUPRHOOK_ALLOW_UNAUTHENTICATED=1 if something in front of "
+                "(comma-separated) and/or SUPRHOOK_SIGNING_SECRET (whsec_...), or "
+                "SUPRHOOK_ALLOW_UNAUTHENTICATED=1 if something in front of "
                 "this service authenticates SuprSend, or SUPRHOOK_ENV=development for local work"
             )
 
