@@ -27,9 +27,18 @@ def worker_app(config: dict | None = None, registry: Registry | None = None):
     settings = Settings.load(config)
     settings.validate()
     load_handler_modules(settings.handler_modules)
-    app = create_celery(settings, registry if registry is not None else on, role="worker")
-    if settings.embedded_broker:
-        from celery.signals import worker_ready
+    registry = registry if registry is not None else on
+    app = create_celery(settings, registry, role="worker")
+    from celery.signals import worker_ready
 
-        worker_ready.connect(lambda **_: embedded.start_cleanup(settings.broker_url), weak=False)
+    def on_ready(**_: object) -> None:
+        if settings.embedded_broker:
+            embedded.start_cleanup(settings.broker_url)
+        if settings.recovery_sweep:
+            from .recovery import start_sweeper
+            from .store import EventStore
+
+            start_sweeper(EventStore(settings.store_url), app, registry, settings)
+
+    worker_ready.connect(on_ready, weak=False)
     return app

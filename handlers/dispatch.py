@@ -5,6 +5,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Mapping
 
 from celery import Celery
 
@@ -15,6 +16,7 @@ from .dedup import DUPLICATE, IN_FLIGHT, DedupStore
 from .errors import EnqueueError, InFlight
 from .registry import Registry
 from .settings import Settings
+from .store import EventStore
 
 log = logging.getLogger("suprhook.dispatch")
 _TASK_NS = uuid.UUID("6f1f0d8e-5b0e-4c55-9f3c-2a4a1b7d9e10")
@@ -25,6 +27,11 @@ class Outcome:
     status: str  # "accepted" | "duplicate"
     event_id: str
     handlers: tuple[str, ...] = ()
+
+
+def task_message(event_id: str, payload: dict) -> dict:
+    """The one argument of every handler task: the raw payload, so the worker loads it as received."""
+    return {"v": 1, "event_id": event_id, "payload": payload, "received_at": datetime.now(timezone.utc).isoformat()}
 
 
 def task_id(event_id: str, handler_name: str) -> str:
@@ -51,26 +58,28 @@ def is_echo(event: Event, own_numbers: tuple[str, ...] = ()) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore) -> None:
-        self.settings, self.registry, self.celery, self.dedup = settings, registry, celery, dedup
+    def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore,
+                 store: EventStore) -> None:
+        self.settings, self.registry, self.celery, self.dedup, self.store = settings, registry, celery, dedup, store
 
-    def submit(self, event: Event) -> Outcome:
-        """Enqueue `event` for every matching handler, exactly once per event id."""
+    def submit(self, event: Event, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> Outcome:
+        """Log `event` and enqueue it for every matching handler, exactly once per event id."""
         claim = self.dedup.claim(event.event_id)
         if claim == DUPLICATE:
             return Outcome("duplicate", event.event_id)
         if claim == IN_FLIGHT:
             raise InFlight(event.event_id)
         handlers = [] if is_echo(event, self.settings.own_numbers) else self.registry.match(event)
-        message = {"v": 1, "event_id": event.event_id, "payload": event.raw,
-                   "received_at": datetime.now(timezone.utc).isoformat()}
+        message = task_message(event.event_id, event.raw)
         try:
+            # Logged before it is published: a crash between the two leaves pending runs for replay.
+            self.store.record_accepted(event, [h.name for h in handlers], body, headers)
             for handler in handlers:
                 self.celery.send_task(
                     handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,
                     task_id=task_id(event.event_id, handler.name),
                 )
-        except Exception as exc:  # any broker failure: the sender must retry, so forget the claim
+        except Exception as exc:  # any broker or store failure: the sender must retry, so forget the claim
             self.dedup.release(event.event_id)
             log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
             raise EnqueueError(str(exc)) from exc
@@ -89,9 +98,10 @@ class Dispatcher:
             checks["broker"] = "ok"
         except Exception as exc:
             checks["broker"] = f"unreachable: {type(exc).__name__}"
-        try:
-            self.dedup.ping()
-            checks["dedup"] = "ok"
-        except Exception as exc:
-            checks["dedup"] = f"unreachable: {type(exc).__name__}"
+        for name, ping in (("dedup", self.dedup.ping), ("store", self.store.ping)):
+            try:
+                ping()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unreachable: {type(exc).__name__}"
         return checks

@@ -45,6 +45,10 @@ class Settings:
     rate_limit: float = 100.0  # requests/s per source; 0 turns it off
     rate_limit_burst: int = 200
     rate_limit_url: str = ""  # redis://... to share the limit between receiver processes
+    store_url: str = ""
+    run_lease: float = 300.0
+    recovery: str = "auto"  # auto: sweep on the embedded broker only; on; off
+    recovery_after: float = 120.0
 
     @property
     def production(self) -> bool:
@@ -53,6 +57,11 @@ class Settings:
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url.startswith("sqla+sqlite")
+
+    @property
+    def recovery_sweep(self) -> bool:
+        """The embedded broker loses a task whose worker is SIGKILLed; Redis/RabbitMQ redeliver it."""
+        return self.recovery == "on" or (self.recovery == "auto" and self.embedded_broker)
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -112,6 +121,10 @@ class Settings:
             rate_limit=num("SUPRHOOK_RATE_LIMIT", 100.0, float),
             rate_limit_burst=num("SUPRHOOK_RATE_LIMIT_BURST", 200, int),
             rate_limit_url=str(get("SUPRHOOK_RATE_LIMIT_URL", "")),
+            store_url=str(get("SUPRHOOK_STORE_URL", f"sqlite:///{data_dir / 'events.sqlite3'}")),
+            run_lease=num("SUPRHOOK_RUN_LEASE", 300.0, float),
+            recovery=str(get("SUPRHOOK_RECOVERY", "auto")).lower(),
+            recovery_after=num("SUPRHOOK_RECOVERY_AFTER", 120.0, float),
         )
 
     def require_auth(self) -> None:
@@ -126,6 +139,8 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse settings under which Redis would redeliver a task that only waits for its retry."""
+        if self.recovery not in ("auto", "on", "off"):
+            raise ConfigError(f"SUPRHOOK_RECOVERY must be auto, on or off, got {self.recovery!r}")
         if self.visibility_timeout <= self.retry_backoff_max:
             raise ConfigError(
                 "SUPRHOOK_VISIBILITY_TIMEOUT must exceed SUPRHOOK_RETRY_BACKOFF_MAX, or Redis would "

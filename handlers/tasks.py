@@ -1,7 +1,9 @@
 """Handler tasks: each registered handler runs as its own Celery task, retried with backoff."""
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 from functools import lru_cache
 from typing import Any
@@ -16,13 +18,24 @@ from .errors import PermanentError
 from .followup import Followup
 from .registry import Filters, Handler, Registry
 from .settings import Settings
+from .store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, Timeline
 
 log = logging.getLogger("suprhook.worker")
 
 
 @lru_cache(maxsize=8)
-def _conversations(url: str, ttl: int) -> ConversationStore:
+def _conversations(url: str, ttl: int, pid: int) -> ConversationStore:
     return open_conversations(url, ttl)
+
+
+@lru_cache(maxsize=8)
+def _store(url: str, pid: int) -> EventStore:
+    """One store per worker process (keyed by pid: a forked child never reuses its parent's pool)."""
+    return EventStore(url)
+
+
+def event_store(settings: Settings) -> EventStore:
+    return _store(settings.store_url, os.getpid())
 
 
 def bind_handler_tasks(app: Celery, registry: Registry, settings: Settings) -> None:
@@ -37,7 +50,7 @@ def run_handler(handler: Handler, event: Event, settings: Settings, attempt: int
     if not handler.needs_conversation:
         _call(handler, event, handler.matching_filter(event), context)
         return True
-    store = _conversations(settings.conversation_url, settings.conversation_ttl)
+    store = _conversations(settings.conversation_url, settings.conversation_ttl, os.getpid())
     key = conversation_key(event)
     with store.locked(key):
         snapshot = store.load(key)
@@ -66,8 +79,19 @@ def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
             event = load_event(message["payload"], event_id=event_id)
         except (KeyError, ValidationError) as exc:
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
+        store = event_store(settings)
+        if not store.begin_run(event.event_id, handler.name, settings.run_lease):
+            log.info("handler already succeeded handler=%s event_id=%s: skipped", handler.name, event_id)
+            return
+        event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
         started = time.perf_counter()
-        ran = run_handler(handler, event, settings, attempt=task.request.retries)
+        try:
+            ran = run_handler(handler, event, settings, attempt=task.request.retries)
+        except Exception as exc:
+            final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
+            store.finish_run(event.event_id, handler.name, DEAD if final else FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED)
         log.info("handler %s handler=%s event_id=%s attempt=%d ms=%.1f", "ok" if ran else "skipped (state)",
                  handler.name, event_id, task.request.retries, (time.perf_counter() - started) * 1000)
 

@@ -166,6 +166,8 @@ class Event:
     vendor: VendorInfo = field(default_factory=VendorInfo)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
+    # In a handler: the notification's status history and forward-only current status (set by the worker).
+    timeline: Any = field(default=None, repr=False, compare=False)
 
     @property
     def is_status(self) -> bool:

@@ -95,7 +95,8 @@ class Worker:
     def __init__(self, env: dict[str, str], probe_dir: Path, concurrency: int = 2) -> None:
         self.probe_dir = probe_dir
         probe_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open(probe_dir / "worker.log", "w")
+        (probe_dir / "ready").unlink(missing_ok=True)
+        self.log = open(probe_dir / "worker.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "--loglevel", "INFO",
              "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
@@ -126,7 +127,15 @@ class Worker:
         self.log.flush()
         return (self.probe_dir / "worker.log").read_text()[-4000:]
 
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes: no warm shutdown, no acks, no cleanup."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
     def stop(self) -> None:
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

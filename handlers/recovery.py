@@ -1,0 +1,64 @@
+"""Re-dispatching handler runs from the event log: the embedded broker's recovery sweep and `replay`."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterable
+
+from celery import Celery
+
+from .dispatch import task_message
+from .registry import Registry
+from .settings import Settings
+from .store import PENDING, EventStore
+
+log = logging.getLogger("suprhook.recovery")
+
+
+def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: Settings,
+               pairs: Iterable[tuple[str, str]]) -> tuple[int, list[str]]:
+    """Send a task for each (event_id, handler); returns (sent, problems). The worker's run
+    bookkeeping skips any run that has succeeded meanwhile, so sending twice is harmless."""
+    sent, problems = 0, []
+    for event_id, name in pairs:
+        payload = store.body(event_id)
+        try:
+            handler = registry.get(name)
+        except KeyError:
+            problems.append(f"{event_id}: handler {name} is not registered here (check SUPRHOOK_HANDLERS)")
+            continue
+        if payload is None:
+            problems.append(f"{event_id}: not in the event log")
+            continue
+        store.finish_run(event_id, name, PENDING)
+        celery.send_task(handler.task_name, args=[task_message(event_id, payload)],
+                         queue=handler.queue or settings.default_queue)
+        sent += 1
+    return sent, problems
+
+
+def sweep_once(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> int:
+    """Re-dispatch runs left pending too long (a task lost with a SIGKILLed worker on the embedded broker)."""
+    stale = store.claim_stale(settings.recovery_after, settings.recovery_after + settings.retry_backoff_max)
+    if not stale:
+        return 0
+    sent, problems = redispatch(store, celery, registry, settings, stale)
+    for problem in problems:
+        log.warning("recovery: %s", problem)
+    log.warning("recovery: re-dispatched %d handler runs left pending for over %.0f s", sent, settings.recovery_after)
+    return sent
+
+
+def start_sweeper(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> threading.Event:
+    stop = threading.Event()
+    every = max(1.0, settings.recovery_after / 4)
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                sweep_once(store, celery, registry, settings)
+            except Exception:  # the sweep must outlive a passing store error
+                log.exception("recovery sweep failed; retrying in %.0f s", every)
+
+    threading.Thread(target=loop, name="suprhook-recovery", daemon=True).start()
+    return stop

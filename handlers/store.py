@@ -1,0 +1,242 @@
+"""The event log: every accepted event, each handler's run per event, and each notification's timeline.
+
+SQLite by default, PostgreSQL with SUPRHOOK_STORE_URL=postgresql+psycopg://... (SQLAlchemy Core).
+Handler-run bookkeeping is what makes handler success exactly-once: a run is claimed with a lease
+before the handler starts and marked succeeded after; a redelivered, replayed or swept task for a
+run that already succeeded is skipped, and one whose lease is live elsewhere waits and retries.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, create_engine,
+                        event as sa_event, insert, or_, select, update)
+from sqlalchemy.engine import Engine
+
+from schemas import Event
+
+PENDING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED = "pending", "running", "succeeded", "failed", "dead", "skipped"
+DONE = (SUCCEEDED, SKIPPED)  # a run in one of these is never run again
+# Notification statuses in the order a notification moves through them; failed is terminal.
+STATUS_RANK = {"triggered": 0, "sent": 1, "delivered": 2, "seen": 3, "read": 3, "clicked": 4, "failed": 100}
+
+metadata = MetaData()
+events = Table(
+    "suprhook_events", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("event_type", String(64)), Column("channel", String(64)), Column("status", String(64)),
+    Column("supr_nid", String(128), index=True), Column("distinct_id", String(255)),
+    Column("body", Text, nullable=False), Column("headers", Text, nullable=False),
+)
+runs = Table(
+    "suprhook_handler_runs", metadata,
+    Column("event_id", String(64), primary_key=True), Column("handler", String(255), primary_key=True),
+    Column("status", String(16), nullable=False, index=True), Column("attempts", Integer, nullable=False),
+    Column("error", Text), Column("lease_until", Float), Column("updated_at", Float, nullable=False, index=True),
+)
+timeline = Table(
+    "suprhook_timeline", metadata,
+    Column("supr_nid", String(128), primary_key=True), Column("event_id", String(64), primary_key=True),
+    Column("status", String(64), nullable=False), Column("status_at", DateTime(timezone=True)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+notifications = Table(
+    "suprhook_notifications", metadata,
+    Column("supr_nid", String(128), primary_key=True), Column("current_status", String(64), nullable=False),
+    Column("rank", Integer, nullable=False), Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class RunInProgress(Exception):
+    """Another worker holds this run's lease; the task retries later (and then finds it done)."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    status: str
+    at: datetime | None
+    event_id: str
+
+
+class Timeline:
+    """`event.timeline` in a handler: the notification's status history and forward-only current status."""
+
+    def __init__(self, store: "EventStore", supr_nid: str | None) -> None:
+        self._store, self.supr_nid = store, supr_nid
+
+    @property
+    def current(self) -> str | None:
+        return self._store.current_status(self.supr_nid) if self.supr_nid else None
+
+    @property
+    def history(self) -> list[TimelineEntry]:
+        return self._store.history(self.supr_nid) if self.supr_nid else []
+
+    def __repr__(self) -> str:
+        return f"Timeline({self.supr_nid!r}, current={self.current!r})"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands timezone-aware columns back naive: they were stored as UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @sa_event.listens_for(engine, "connect")
+        def _wal(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class EventStore:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = _engine(url)
+        metadata.create_all(self.engine)
+
+    # -- receiver side -------------------------------------------------------------------------
+    def record_accepted(self, event: Event, handlers: Iterable[str], body: bytes | str | None = None,
+                        headers: Mapping[str, str] | None = None) -> None:
+        """Log the event, a pending run per handler, and its notification status, in one transaction."""
+        now = time.time()
+        text = body.decode("utf-8") if isinstance(body, bytes) else body or json.dumps(event.raw)
+        with self.engine.begin() as conn:
+            if conn.execute(select(events.c.event_id).where(events.c.event_id == event.event_id)).first() is None:
+                conn.execute(insert(events).values(
+                    event_id=event.event_id, received_at=_now(), event_type=event.event_type, channel=event.channel,
+                    status=event.status, supr_nid=event.reference.supr_nid, distinct_id=event.distinct_id,
+                    body=text, headers=json.dumps(dict(headers or {}))))
+                if event.is_status and event.reference.supr_nid and event.status:
+                    self._advance(conn, event)
+            for name in handlers:
+                exists = conn.execute(select(runs.c.status).where(
+                    runs.c.event_id == event.event_id, runs.c.handler == name)).first()
+                if exists is None:
+                    conn.execute(insert(runs).values(event_id=event.event_id, handler=name, status=PENDING,
+                                                     attempts=0, updated_at=now))
+
+    def _advance(self, conn: Any, event: Event) -> None:
+        nid, status = event.reference.supr_nid, event.status
+        conn.execute(insert(timeline).values(supr_nid=nid, event_id=event.event_id, status=status,
+                                             status_at=event.timestamp, recorded_at=_now()))
+        rank = STATUS_RANK.get(status)
+        if rank is None:
+            return  # recorded in the history, but an unknown word never moves the current status
+        row = conn.execute(select(notifications.c.rank).where(notifications.c.supr_nid == nid)).first()
+        if row is None:
+            conn.execute(insert(notifications).values(supr_nid=nid, current_status=status, rank=rank,
+                                                      updated_at=_now()))
+        elif rank > row.rank and row.rank < STATUS_RANK["failed"]:
+            conn.execute(update(notifications).where(notifications.c.supr_nid == nid).values(
+                current_status=status, rank=rank, updated_at=_now()))
+
+    # -- worker side ---------------------------------------------------------------------------
+    def begin_run(self, event_id: str, handler: str, lease: float) -> bool:
+        """Claim a run. False: it already succeeded (skip). RunInProgress: a live lease elsewhere."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(update(runs).where(
+                runs.c.event_id == event_id, runs.c.handler == handler,
+                or_(runs.c.status.in_((PENDING, FAILED, DEAD)),
+                    and_(runs.c.status == RUNNING, runs.c.lease_until < now)),
+            ).values(status=RUNNING, lease_until=now + lease, attempts=runs.c.attempts + 1, updated_at=now)).rowcount
+            if claimed:
+                return True
+            row = conn.execute(select(runs.c.status).where(runs.c.event_id == event_id,
+                                                           runs.c.handler == handler)).first()
+            if row is None:  # a run the receiver did not log (replayed from elsewhere, or an older version)
+                conn.execute(insert(runs).values(event_id=event_id, handler=handler, status=RUNNING, attempts=1,
+                                                 lease_until=now + lease, updated_at=now))
+                return True
+        if row.status in DONE:
+            return False
+        raise RunInProgress(f"{handler} for {event_id} is running elsewhere")
+
+    def finish_run(self, event_id: str, handler: str, status: str, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.event_id == event_id, runs.c.handler == handler).values(
+                status=status, error=error[:2000] if error else None, lease_until=None, updated_at=time.time()))
+
+    def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500) -> list[tuple[str, str]]:
+        """Runs left pending, running on an expired lease, or failed without a retry for too long.
+        Their updated_at is bumped in the same statement, so two sweepers never take the same run."""
+        now = time.time()
+        stale = or_(
+            and_(runs.c.status == PENDING, runs.c.updated_at < now - pending_after),
+            and_(runs.c.status == RUNNING, runs.c.lease_until < now - pending_after),
+            and_(runs.c.status == FAILED, runs.c.updated_at < now - failed_after),
+        )
+        with self.engine.begin() as conn:
+            keys = conn.execute(select(runs.c.event_id, runs.c.handler).where(stale).limit(limit)).all()
+            taken = []
+            for event_id, handler in keys:
+                if conn.execute(update(runs).where(runs.c.event_id == event_id, runs.c.handler == handler, stale)
+                                .values(updated_at=now)).rowcount:
+                    taken.append((event_id, handler))
+        return taken
+
+    # -- reading -------------------------------------------------------------------------------
+    def body(self, event_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(events.c.body).where(events.c.event_id == event_id)).first()
+        return json.loads(row.body) if row else None
+
+    def select_runs(self, *, event_ids: Iterable[str] = (), since: datetime | None = None,
+                    until: datetime | None = None, statuses: Iterable[str] = ()) -> list[dict[str, Any]]:
+        query = select(runs, events.c.received_at).join(events, events.c.event_id == runs.c.event_id)
+        if event_ids:
+            query = query.where(runs.c.event_id.in_(list(event_ids)))
+        if since:
+            query = query.where(events.c.received_at >= since)
+        if until:
+            query = query.where(events.c.received_at <= until)
+        if statuses:
+            query = query.where(runs.c.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(events.c.received_at))]
+
+    def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(events.c.event_id, events.c.received_at, events.c.event_type,
+                                       events.c.channel, events.c.status, events.c.supr_nid)
+                                .order_by(events.c.received_at.desc()).limit(limit)).all()
+            out = [{**r._mapping, "received_at": _utc(r.received_at)} for r in rows]
+            for row in out:
+                row["runs"] = [dict(r._mapping) for r in conn.execute(
+                    select(runs.c.handler, runs.c.status, runs.c.attempts, runs.c.error)
+                    .where(runs.c.event_id == row["event_id"]).order_by(runs.c.handler))]
+        return out
+
+    def current_status(self, supr_nid: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(notifications.c.current_status)
+                               .where(notifications.c.supr_nid == supr_nid)).first()
+        return row.current_status if row else None
+
+    def history(self, supr_nid: str) -> list[TimelineEntry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(timeline).where(timeline.c.supr_nid == supr_nid)
+                                .order_by(timeline.c.status_at, timeline.c.recorded_at)).all()
+        return [TimelineEntry(r.status, _utc(r.status_at), r.event_id) for r in rows]
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(select(1))

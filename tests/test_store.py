@@ -1,0 +1,113 @@
+"""The event log on SQLite and on the machine's PostgreSQL: runs, leases, the timeline, the sweep's claim."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from handlers.store import EventStore, RunInProgress
+from schemas import load_event
+
+from .conftest import make_status
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield EventStore(f"sqlite:///{tmp_path}/events.sqlite3")
+        return
+    schema = f"suprhook_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    store = EventStore(f"{PG}?options=-csearch_path%3D{schema}")
+    yield store
+    store.engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def status(word: str, nid: str = "nid-1", ts: int = 1_700_000_000_000) -> object:
+    return load_event(make_status(word, nid=nid, ts=ts))
+
+
+def test_accepted_event_is_logged_with_pending_runs(store):
+    event = status("delivered")
+    store.record_accepted(event, ["h1", "h2"], b'{"raw": "body"}', {"Content-Type": "application/json"})
+    store.record_accepted(event, ["h1", "h2"])  # the sender's retry after a 503: nothing duplicated
+    runs = store.select_runs(event_ids=[event.event_id])
+    assert [(r["handler"], r["status"], r["attempts"]) for r in runs] == [("h1", "pending", 0), ("h2", "pending", 0)]
+    assert store.body(event.event_id) == {"raw": "body"}
+    assert store.recent_events(1)[0]["event_id"] == event.event_id
+    assert store.recent_events(1)[0]["received_at"].tzinfo is not None
+
+
+def test_run_claim_success_skip_and_lease(store):
+    event = status("delivered")
+    store.record_accepted(event, ["h"])
+    assert store.begin_run(event.event_id, "h", lease=60) is True
+    with pytest.raises(RunInProgress):  # a redelivered copy while the first still runs
+        store.begin_run(event.event_id, "h", lease=60)
+    store.finish_run(event.event_id, "h", "succeeded")
+    assert store.begin_run(event.event_id, "h", lease=60) is False  # never twice after success
+
+
+def test_an_expired_lease_can_be_taken_over(store):
+    event = status("delivered")
+    store.record_accepted(event, ["h"])
+    assert store.begin_run(event.event_id, "h", lease=0.2)
+    time.sleep(0.3)  # the worker holding it died
+    assert store.begin_run(event.event_id, "h", lease=60)
+    assert store.select_runs(event_ids=[event.event_id])[0]["attempts"] == 2
+
+
+def test_failed_and_dead_runs_can_run_again(store):
+    event = status("delivered")
+    store.record_accepted(event, ["h"])
+    store.begin_run(event.event_id, "h", 60)
+    store.finish_run(event.event_id, "h", "dead", "RuntimeError: boom")
+    assert store.select_runs(statuses=["dead"])[0]["error"] == "RuntimeError: boom"
+    assert store.begin_run(event.event_id, "h", 60)  # a replay
+
+
+def test_timeline_moves_forward_only_and_failed_is_terminal(store):
+    nid = f"nid-{uuid.uuid4().hex}"
+    for word, ts in [("sent", 1), ("seen", 3), ("delivered", 2), ("clicked", 4)]:
+        store.record_accepted(status(word, nid, 1_700_000_000_000 + ts), [])
+    assert store.current_status(nid) == "clicked"
+    assert [e.status for e in store.history(nid)] == ["sent", "delivered", "seen", "clicked"]  # by status time
+    late = f"nid-{uuid.uuid4().hex}"
+    store.record_accepted(status("seen", late, 1_700_000_000_005), [])
+    store.record_accepted(status("delivered", late, 1_700_000_000_004), [])  # arrives after seen
+    assert store.current_status(late) == "seen"
+    assert len(store.history(late)) == 2  # recorded, but did not move it back
+    failed = f"nid-{uuid.uuid4().hex}"
+    store.record_accepted(status("failed", failed, 1_700_000_000_001), [])
+    store.record_accepted(status("delivered", failed, 1_700_000_000_002), [])
+    assert store.current_status(failed) == "failed"
+
+
+def test_unknown_status_is_recorded_but_does_not_move(store):
+    nid = f"nid-{uuid.uuid4().hex}"
+    store.record_accepted(status("delivered", nid, 1), [])
+    store.record_accepted(status("vendor_specific", nid, 2), [])
+    assert store.current_status(nid) == "delivered"
+    assert [e.status for e in store.history(nid)] == ["delivered", "vendor_specific"]
+
+
+def test_claim_stale_takes_each_run_once(store):
+    event = status("delivered")
+    store.record_accepted(event, ["h1", "h2"])
+    time.sleep(0.2)
+    assert sorted(store.claim_stale(pending_after=0.1, failed_after=10)) == [(event.event_id, "h1"),
+                                                                               (event.event_id, "h2")]
+    assert store.claim_stale(pending_after=0.1, failed_after=10) == []  # a second sweeper gets nothing
+    store.begin_run(event.event_id, "h1", 60)
+    store.finish_run(event.event_id, "h1", "succeeded")
+    time.sleep(0.2)
+    assert store.claim_stale(pending_after=0.1, failed_after=10) == [(event.event_id, "h2")]
