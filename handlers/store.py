@@ -213,11 +213,13 @@ class EventStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query.order_by(events.c.received_at))]
 
-    def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:
+    def recent_events(self, limit: int = 20, event_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
+        query = select(events.c.event_id, events.c.received_at, events.c.event_type, events.c.channel,
+                       events.c.status, events.c.supr_nid)
+        if event_ids:
+            query = query.where(events.c.event_id.in_(list(event_ids)))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(events.c.event_id, events.c.received_at, events.c.event_type,
-                                       events.c.channel, events.c.status, events.c.supr_nid)
-                                .order_by(events.c.received_at.desc()).limit(limit)).all()
+            rows = conn.execute(query.order_by(events.c.received_at.desc()).limit(limit)).all()
             out = [{**r._mapping, "received_at": _utc(r.received_at)} for r in rows]
             for row in out:
                 row["runs"] = [dict(r._mapping) for r in conn.execute(

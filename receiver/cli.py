@@ -90,6 +90,65 @@ def cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loaded() -> Settings:
+    settings = Settings.load()
+    load_handler_modules(settings.handler_modules)
+    return settings
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """List recent events with each handler's outcome (from the event log)."""
+    from handlers.store import EventStore
+
+    store = EventStore(_loaded().store_url)
+    rows = store.recent_events(args.limit, event_ids=args.event or ())
+    for row in rows:
+        print(f"{row['event_id']}  {row['received_at']:%Y-%m-%d %H:%M:%S}  {row['event_type']:<16} "
+              f"{row['channel']:<9} {row['status'] or '-':<10} {row['supr_nid'] or '-'}")
+        for run in row["runs"]:
+            error = f"  {run['error']}" if run["error"] else ""
+            print(f"    {run['status']:<10} x{run['attempts']}  {run['handler']}{error}")
+    if not rows:
+        print("(no events logged yet)")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Re-dispatch handler runs that did not succeed: by event id, by time range, or every dead run."""
+    from datetime import datetime
+
+    from handlers.celery_app import create_celery
+    from handlers.recovery import redispatch
+    from handlers.store import DONE, EventStore
+
+    try:
+        settings = _loaded()
+        since = datetime.fromisoformat(args.since) if args.since else None
+        until = datetime.fromisoformat(args.until) if args.until else None
+    except (ConfigError, ValueError) as exc:
+        print(f"suprhook replay: {exc}", file=sys.stderr)
+        return 2
+    store = EventStore(settings.store_url)
+    selected = store.select_runs(event_ids=args.event or (), since=since, until=until,
+                                 statuses=["dead"] if args.dead else ())
+    todo = [(r["event_id"], r["handler"]) for r in selected if r["status"] not in DONE]
+    print(f"{len(selected)} handler runs selected, {len(selected) - len(todo)} already succeeded, "
+          f"{len(todo)} to re-run")
+    if args.dry_run or not todo:
+        for event_id, handler in todo:
+            print(f"  would re-run {handler} for {event_id}")
+        return 0
+    celery = create_celery(settings, on, role="producer")
+    sent, problems = 0, []
+    for start in range(0, len(todo), 100):  # progress per batch on long replays
+        done, issues = redispatch(store, celery, on, settings, todo[start:start + 100])
+        sent, problems = sent + done, problems + issues
+        print(f"  re-dispatched {sent}/{len(todo)}", flush=True)
+    for problem in problems:
+        print(f"  skipped: {problem}", file=sys.stderr)
+    return 0 if not problems else 1
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Exec Celery's worker on our app; extra arguments go to Celery."""
     argv = [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", *args.celery_args]
@@ -108,6 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(func=cmd_dev)
     routes = sub.add_parser("routes", help=cmd_routes.__doc__, description=cmd_routes.__doc__)
     routes.set_defaults(func=cmd_routes)
+    events = sub.add_parser("events", help=cmd_events.__doc__, description=cmd_events.__doc__)
+    events.add_argument("--limit", type=int, default=20, help="how many recent events (default 20)")
+    events.add_argument("--event", nargs="+", help="only these event ids")
+    events.set_defaults(func=cmd_events)
+    replay = sub.add_parser("replay", help=cmd_replay.__doc__, description=cmd_replay.__doc__)
+    pick = replay.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--event", nargs="+", help="event ids to replay")
+    pick.add_argument("--since", help="ISO time: events received from then on (with --until)")
+    pick.add_argument("--dead", action="store_true", help="every handler run that exhausted its retries")
+    replay.add_argument("--until", help="ISO time: events received until then (with --since)")
+    replay.add_argument("--dry-run", action="store_true", help="list what would be re-run, send nothing")
+    replay.set_defaults(func=cmd_replay)
     worker = sub.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
     worker.add_argument("celery_args", nargs=argparse.REMAINDER, help="passed to `celery worker`")
     worker.set_defaults(func=cmd_worker)

@@ -105,3 +105,42 @@ def test_order_confirmation_example_runs_against_suprhook_dev_as_the_readme_says
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
         fake.stop()
+
+
+def test_events_and_replay_rerun_only_what_did_not_succeed(tmp_path):
+    """`suprhook events` shows outcomes; `suprhook replay --dead` re-runs only the dead handler run."""
+    from handlers import Settings
+    from handlers.embedded import queue_depth
+    from handlers.store import EventStore
+    from schemas import load_event
+
+    from .conftest import make_status
+
+    env = {"SUPRHOOK_HANDLERS": "tests.probe_handlers", "SUPRHOOK_DATA_DIR": str(tmp_path),
+           "SUPRHOOK_ENV": "development"}
+    settings = Settings.load(env, environ={})
+    store = EventStore(settings.store_url)
+    event = load_event(make_status("delivered", workflow_name="Broken"))
+    store.record_accepted(event, ["tests.probe_handlers.on_status", "tests.probe_handlers.broken"])
+    for handler, outcome in (("on_status", "succeeded"), ("broken", "dead")):
+        store.begin_run(event.event_id, f"tests.probe_handlers.{handler}", 60)
+        store.finish_run(event.event_id, f"tests.probe_handlers.{handler}", outcome, "PermanentError: no"
+                         if outcome == "dead" else None)
+
+    listed = suprhook("events", cwd=REPO, env=env)
+    out, _ = listed.communicate(timeout=60)
+    assert listed.returncode == 0, out
+    assert event.event_id in out and "dead" in out and "PermanentError: no" in out and "succeeded" in out
+
+    dry = suprhook("replay", "--dead", "--dry-run", cwd=REPO, env=env)
+    out, _ = dry.communicate(timeout=60)
+    assert dry.returncode == 0 and "1 to re-run" in out and "tests.probe_handlers.broken" in out, out
+    assert queue_depth(settings.broker_url) == 0
+
+    replay = suprhook("replay", "--event", event.event_id, cwd=REPO, env=env)
+    out, _ = replay.communicate(timeout=60)
+    assert replay.returncode == 0, out
+    assert "2 handler runs selected, 1 already succeeded, 1 to re-run" in out and "re-dispatched 1/1" in out
+    assert queue_depth(settings.broker_url) == 1  # only the dead run went back on the queue
+    statuses = {r["handler"]: r["status"] for r in store.select_runs(event_ids=[event.event_id])}
+    assert statuses == {"tests.probe_handlers.on_status": "succeeded", "tests.probe_handlers.broken": "pending"}
