@@ -90,7 +90,7 @@ class ConversationStore(Protocol):
 
     def locked(self, key: str) -> Any: ...
     def load(self, key: str) -> Snapshot: ...
-    def save(self, key: str, snapshot: Snapshot) -> None: ...
+    def save(self, key: str, snapshot: Snapshot, token: str) -> None: ...
 
 
 class SQLiteConversations:
@@ -113,7 +113,7 @@ class SQLiteConversations:
         return conn
 
     @contextmanager
-    def locked(self, key: str) -> Iterator[None]:
+    def locked(self, key: str) -> Iterator[str]:
         token, deadline = uuid.uuid4().hex, time.monotonic() + LOCK_WAIT_SECONDS
         while not self._db().execute(
                 "INSERT INTO conversation_locks VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
@@ -124,7 +124,7 @@ class SQLiteConversations:
                 raise ConversationBusy(key)
             time.sleep(0.02)
         try:
-            yield
+            yield token
         finally:
             self._db().execute("DELETE FROM conversation_locks WHERE key = ? AND token = ?", (key, token))
 
@@ -132,9 +132,22 @@ class SQLiteConversations:
         row = self._db().execute("SELECT body, expires_at FROM conversations WHERE key = ?", (key,)).fetchone()
         return Snapshot.loads(row[0]) if row and row[1] > time.time() else Snapshot()
 
-    def save(self, key: str, snapshot: Snapshot) -> None:
-        self._db().execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?)",
-                           (key, snapshot.dumps(), time.time() + self.ttl))
+    def save(self, key: str, snapshot: Snapshot, token: str) -> None:
+        """Write only while still holding the lock `token` (a handler that outlived its lease must not
+        overwrite what the next holder wrote): ConversationBusy otherwise, and the task retries."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            held = db.execute("SELECT 1 FROM conversation_locks WHERE key = ? AND token = ? AND expires_at > ?",
+                              (key, token, time.time())).fetchone()
+            if not held:
+                raise ConversationBusy(f"{key}: the lock expired before the handler finished")
+            db.execute("INSERT OR REPLACE INTO conversations VALUES (?, ?, ?)",
+                       (key, snapshot.dumps(), time.time() + self.ttl))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
 
 class RedisConversations:
@@ -144,14 +157,18 @@ class RedisConversations:
         self.ttl, self.prefix = ttl, prefix
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
+    _SAVE_IF_HELD = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                     "return redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3]) else return false end")
+
     @contextmanager
-    def locked(self, key: str) -> Iterator[None]:
+    def locked(self, key: str) -> Iterator[str]:
+        token = uuid.uuid4().hex
         lock = self.client.lock(f"{self.prefix}lock:{key}", timeout=LOCK_LEASE_SECONDS,
                                 blocking_timeout=LOCK_WAIT_SECONDS, sleep=0.02)
-        if not lock.acquire():
+        if not lock.acquire(token=token):
             raise ConversationBusy(key)
         try:
-            yield
+            yield token
         finally:
             try:
                 lock.release()
@@ -161,8 +178,11 @@ class RedisConversations:
     def load(self, key: str) -> Snapshot:
         return Snapshot.loads(self.client.get(self.prefix + key))
 
-    def save(self, key: str, snapshot: Snapshot) -> None:
-        self.client.set(self.prefix + key, snapshot.dumps(), ex=self.ttl)
+    def save(self, key: str, snapshot: Snapshot, token: str) -> None:
+        """Atomically: write only while the lock still holds `token` (see SQLiteConversations.save)."""
+        if not self.client.eval(self._SAVE_IF_HELD, 2, f"{self.prefix}lock:{key}", self.prefix + key,
+                                token, snapshot.dumps(), self.ttl):
+            raise ConversationBusy(f"{key}: the lock expired before the handler finished")
 
 
 def open_conversations(url: str, ttl: int) -> ConversationStore:

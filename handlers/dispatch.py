@@ -64,14 +64,18 @@ class Dispatcher:
 
     def submit(self, event: Event, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> Outcome:
         """Log `event` and enqueue it for every matching handler, exactly once per event id."""
-        claim = self.dedup.claim(event.event_id)
+        try:
+            claim = self.dedup.claim(event.event_id)
+        except Exception as exc:  # the dedup store is down: the sender retries later
+            log.warning("dedup claim failed event_id=%s error=%s", event.event_id, type(exc).__name__)
+            raise EnqueueError(str(exc)) from exc
         if claim == DUPLICATE:
             return Outcome("duplicate", event.event_id)
         if claim == IN_FLIGHT:
             raise InFlight(event.event_id)
-        handlers = [] if is_echo(event, self.settings.own_numbers) else self.registry.match(event)
-        message = task_message(event.event_id, event.raw)
         try:
+            handlers = [] if is_echo(event, self.settings.own_numbers) else self.registry.match(event)
+            message = task_message(event.event_id, event.raw)
             # Logged before it is published: a crash between the two leaves pending runs for replay.
             self.store.record_accepted(event, [h.name for h in handlers], body, headers)
             for handler in handlers:
@@ -79,11 +83,17 @@ class Dispatcher:
                     handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,
                     task_id=task_id(event.event_id, handler.name),
                 )
-        except Exception as exc:  # any broker or store failure: the sender must retry, so forget the claim
-            self.dedup.release(event.event_id)
+        except Exception as exc:  # broker, store or routing failure: the sender must retry, so forget the claim
+            try:
+                self.dedup.release(event.event_id)
+            except Exception:  # the lease then expires by itself (LEASE_SECONDS)
+                log.warning("dedup release failed event_id=%s", event.event_id)
             log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
             raise EnqueueError(str(exc)) from exc
-        self.dedup.commit(event.event_id)
+        try:
+            self.dedup.commit(event.event_id)
+        except Exception:  # the tasks are queued: still a 202; a redelivery is caught by run bookkeeping
+            log.warning("dedup commit failed event_id=%s; accepted anyway", event.event_id)
         if event.vendor.drift:
             record_drift(event.vendor, event.event_id)
         return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))

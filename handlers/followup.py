@@ -25,7 +25,7 @@ from suprsend import Suprsend
 from suprsend.exception import InputValueError, SuprsendValidationError
 from suprsend.utils import get_apparent_event_size
 
-from schemas import Event, canonical_json
+from schemas import Event
 
 from .errors import ConfigError, PermanentError
 from .settings import Settings
@@ -175,7 +175,12 @@ class Followup:
         for name in properties:
             _check_name("property name", name)
         urls = [_check_attachment(url) for url in attachments]
-        key = self._key(idempotency_key, distinct_id, event_name, properties, tenant_id, brand_id, urls)
+        try:
+            json.dumps(properties, allow_nan=False)
+            key = self._key(idempotency_key, distinct_id, event_name, properties, tenant_id, brand_id, urls)
+        except (TypeError, ValueError) as exc:
+            raise FollowupError(f"properties must be plain JSON (str, number, bool, None, list, dict "
+                                f"with str keys): {exc}") from None
         properties["suprhook_causation"] = {"event_id": self.event.event_id, "depth": self.depth,
                                             "handler": self.handler_name}
         sdk_event = SuprsendEvent(distinct_id, event_name, properties, idempotency_key=key,
@@ -197,7 +202,8 @@ class Followup:
             if not key or len(key) > MAX_KEY_LENGTH:
                 raise FollowupError(f"idempotency_key must be 1..{MAX_KEY_LENGTH} characters after trimming")
             return key
-        digest = hashlib.sha256(canonical_json([self.event.event_id, self.handler_name, *args]).encode())
+        digest = hashlib.sha256(json.dumps([self.event.event_id, self.handler_name, *args], sort_keys=True,
+                                           separators=(",", ":"), ensure_ascii=False).encode())
         return f"suprhook-d{self.depth}-{digest.hexdigest()[:48]}"
 
 

@@ -30,12 +30,12 @@ def enable_keywords(registry: Registry, *, stop_event: str = "unsubscribe_reques
     stop, help_ = [w.strip().upper() for w in stop_words], [w.strip().upper() for w in help_words]
     _config.update(stop_event=stop_event, help_event=help_event)
 
-    def words(ws: list[str]) -> str:
-        return r"(?i)\s*(" + "|".join(map(re.escape, ws)) + r")\s*"
+    def words(ws: list[str]) -> str:  # the whole reply is the word: "weekend" is not END
+        return r"(?i)\A\s*(" + "|".join(map(re.escape, ws)) + r")\s*\Z"
 
     registry.keyword_pattern = re.compile(words(stop + help_))
-    registry(event_type="inbound_message", text=words(stop) + "$", name="suprhook.keywords.stop")(on_stop)
-    registry(event_type="inbound_message", text=words(help_) + "$", name="suprhook.keywords.help")(on_help)
+    registry(event_type="inbound_message", text=words(stop), name="suprhook.keywords.stop")(on_stop)
+    registry(event_type="inbound_message", text=words(help_), name="suprhook.keywords.help")(on_help)
     for name in ("suprhook.keywords.stop", "suprhook.keywords.help"):
         registry.get(name).keyword = True
 

@@ -163,7 +163,7 @@ class Registry:
     def match(self, event: Event) -> list[Handler]:
         matched = [h for h in self._handlers.values() if h.matching_filter(event) is not None]
         if self.keyword_pattern is not None and event.message is not None and event.message.text \
-                and self.keyword_pattern.fullmatch(event.message.text.strip()):
+                and self.keyword_pattern.search(event.message.text):
             return [h for h in matched if h.keyword]  # STOP/HELP go to the keyword handlers alone
         return matched
 

@@ -155,7 +155,7 @@ class EventStore:
         with self.engine.begin() as conn:
             claimed = conn.execute(update(runs).where(
                 runs.c.event_id == event_id, runs.c.handler == handler,
-                or_(runs.c.status.in_((PENDING, FAILED, DEAD)),
+                or_(runs.c.status.in_((PENDING, FAILED)),
                     and_(runs.c.status == RUNNING, runs.c.lease_until < now)),
             ).values(status=RUNNING, lease_until=now + lease, attempts=runs.c.attempts + 1, updated_at=now)).rowcount
             if claimed:
@@ -166,7 +166,7 @@ class EventStore:
                 conn.execute(insert(runs).values(event_id=event_id, handler=handler, status=RUNNING, attempts=1,
                                                  lease_until=now + lease, updated_at=now))
                 return True
-        if row.status in DONE:
+        if row.status in DONE or row.status == DEAD:  # dead: only `suprhook replay` runs it again
             return False
         raise RunInProgress(f"{handler} for {event_id} is running elsewhere")
 

@@ -52,19 +52,24 @@ def run_handler(handler: Handler, event: Event, settings: Settings, attempt: int
         return True
     store = _conversations(settings.conversation_url, settings.conversation_ttl, os.getpid())
     key = conversation_key(event)
-    with store.locked(key):
+    with store.locked(key) as token:
         snapshot = store.load(key)
         matched = handler.matching_filter(event, snapshot.arrival_state(event.event_id))
         if matched is None:
-            store.save(key, snapshot)  # remember this event's arrival state for its other handlers
+            store.save(key, snapshot, token)  # remember this event's arrival state for its other handlers
             return False
         conversation = Conversation(key, snapshot)
         try:
             _call(handler, event, matched, {**context, "conversation": conversation})
+            result = Snapshot(conversation.state, conversation.data, snapshot.seen)
+            result.dumps()  # data assigned directly must still be storable: fail the run, not the save
+        except (TypeError, ValueError) as exc:
+            store.save(key, snapshot, token)
+            raise PermanentError(f"conversation data is not JSON-serializable: {exc}") from exc
         except BaseException:
-            store.save(key, snapshot)  # the state is unchanged by a failed run; the retry sees the same
+            store.save(key, snapshot, token)  # the state is unchanged by a failed run; the retry sees the same
             raise
-        store.save(key, Snapshot(conversation.state, conversation.data, snapshot.seen))
+        store.save(key, result, token)
     return True
 
 

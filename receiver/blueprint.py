@@ -1,6 +1,8 @@
 """The webhook endpoint, as a blueprint you can mount in your own Flask app via `init_app`.
 
-Order of checks: credentials -> size (before reading) -> content type -> JSON -> schema -> enqueue.
+Order of checks: source-IP allowlist -> rate limit -> token -> size (before reading) -> content type
+-> signature (raw body) -> JSON -> schema -> enqueue. The source and signature checks live in
+`receiver.security`.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from handlers import EnqueueError, InFlight, Registry, Settings, on
 from handlers.dedup import open_dedup
 from handlers.dispatch import Dispatcher
 from handlers.loader import load_handler_modules
+from handlers.store import EventStore
 from schemas import ValidationError, flatten_errors, load_event
 
 from .auth import check_token
 from .body import BodyError, decode_json
+from .security import Rejection, RequestGuard
 
 log = logging.getLogger("suprhook.receiver")
 bp = Blueprint("suprhook", __name__)
@@ -30,6 +34,7 @@ RETRY_AFTER_SECONDS = 5
 class ReceiverState:
     settings: Settings
     dispatcher: Dispatcher
+    guard: RequestGuard
 
 
 def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: Registry | None = None,
@@ -43,11 +48,14 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
     load_handler_modules(settings.handler_modules)
     registry = registry if registry is not None else on
     celery = create_celery(settings, registry, role="producer")
-    dispatcher = Dispatcher(settings, registry, celery, open_dedup(settings.dedup_url, settings.dedup_ttl))
-    state = app.extensions["suprhook"] = ReceiverState(settings, dispatcher)
+    dispatcher = Dispatcher(settings, registry, celery, open_dedup(settings.dedup_url, settings.dedup_ttl),
+                            EventStore(settings.store_url))
+    guard = RequestGuard(settings)
+    state = app.extensions["suprhook"] = ReceiverState(settings, dispatcher, guard)
     app.register_blueprint(bp, url_prefix=url_prefix)
-    if not settings.auth_tokens:
-        log.warning("suprhook: no SUPRHOOK_AUTH_TOKENS set; the webhook endpoint is unauthenticated")
+    if not settings.auth_tokens and not settings.signing_secrets:
+        log.warning("suprhook: neither SUPRHOOK_AUTH_TOKENS nor SUPRHOOK_SIGNING_SECRET set; "
+                    "the webhook endpoint is unauthenticated")
     return state
 
 
@@ -62,11 +70,25 @@ def reject(code: int, errors: Mapping[str, list[str]], **headers: str) -> Respon
     return response
 
 
+def refuse(rejection: Rejection, client: object = None) -> Response:
+    log.info("rejected reason=%s code=%d client=%s fields=%s", rejection.reason, rejection.code, client or "-",
+             ",".join(rejection.errors))
+    response = jsonify(rejection.body())
+    response.status_code = rejection.code
+    response.headers.update(rejection.headers)
+    return response
+
+
 @bp.post("/webhooks/suprsend")
 def receive_webhook() -> Response:
     started = time.perf_counter()
     state = _state()
     settings = state.settings
+    remote_addr = request.environ.get("REMOTE_ADDR")
+    client = state.guard.client_ip(remote_addr, request.headers.getlist("X-Forwarded-For"))
+    refused = state.guard.admit(client, remote_addr)
+    if refused:
+        return refuse(refused, client)
     problem = check_token(settings, request.headers)
     if problem:
         log.info("rejected reason=auth problem=%r", problem)
@@ -82,6 +104,9 @@ def receive_webhook() -> Response:
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         return reject(413, {"$": [f"body exceeds the {limit}-byte limit"]})
+    refused = state.guard.verify_signature(body, request.headers)
+    if refused:
+        return refuse(refused)
     try:
         event = load_event(decode_json(body))
     except BodyError as exc:

@@ -22,6 +22,34 @@ def _no_constants(name: str) -> Any:
     raise BodyError(f"{name} is not valid JSON")
 
 
+MAX_DEPTH = 64  # SuprSend payloads nest 5 deep; anything near this is not a webhook
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BodyError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _check(value: Any, depth: int = 0) -> None:
+    """Reject what json.loads lets through but nothing downstream can store: deep nesting, lone surrogates."""
+    if depth > MAX_DEPTH:
+        raise BodyError(f"JSON is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check(key, depth + 1)
+            _check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BodyError("a string holds an unpaired surrogate (\\ud800-\\udfff escape)") from None
+
+
 def decode_json(body: bytes) -> Any:
     if not body:
         raise BodyError("empty body: expected a JSON object")
@@ -30,8 +58,13 @@ def decode_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BodyError(f"body is not valid UTF-8 (at byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants,
+                           parse_float=_finite)
     except RecursionError:
         raise BodyError("JSON is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise BodyError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BodyError(f"invalid JSON: {str(exc)[:120]}") from None
+    _check(value)
+    return value

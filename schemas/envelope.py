@@ -31,7 +31,7 @@ class EnvelopeSchema(Schema):
     workflow_name = fields.String(allow_none=True)
     vendor_name = fields.String(allow_none=True)
     vendor_response = fields.Dict(allow_none=True)
-    version = fields.Raw(allow_none=True, validate=lambda v: isinstance(v, (str, int, float)) or _bad_version())
+    version = fields.Raw(allow_none=True, validate=lambda v: _is_version(v) or _bad_version())
 
     @validates_schema(pass_original=True)
     def _part_for_type(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
@@ -39,6 +39,10 @@ class EnvelopeSchema(Schema):
         part = required.get(data.get("event_type"))
         if part and data.get(part) is None:
             raise ValidationError(f"Required when event_type is '{data['event_type']}'.", part)
+
+
+def _is_version(value: object) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def _bad_version() -> bool:

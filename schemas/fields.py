@@ -25,7 +25,7 @@ class MillisTimestamp(fields.Field):
             raise self.make_error("invalid")
         if isinstance(value, str):
             value = value.strip()
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 raise self.make_error("invalid")
             value = int(value)
         if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
@@ -56,6 +56,6 @@ class JSONObject(fields.Dict):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ValidationError("Not a valid JSON object (string did not parse as JSON).") from exc
         return super()._deserialize(value, attr, data, **kwargs)

@@ -24,18 +24,33 @@ def store(request, tmp_path):
 
 def test_save_and_load(store):
     assert store.load("k") == Snapshot()
-    store.save("k", Snapshot("asked_size", {"n": 1}, {"evt_1": None}))
+    with store.locked("k") as token:
+        store.save("k", Snapshot("asked_size", {"n": 1}, {"evt_1": None}), token)
     assert store.load("k") == Snapshot("asked_size", {"n": 1}, {"evt_1": None})
 
 
+def test_a_lost_lock_refuses_the_save(store, monkeypatch):
+    import handlers.conversation as conversation
+
+    monkeypatch.setattr(conversation, "LOCK_LEASE_SECONDS", 0.3)
+    with store.locked("k") as slow:
+        time.sleep(0.5)  # the handler outlived its lease; another worker takes the lock and writes
+        with store.locked("k") as fast:
+            store.save("k", Snapshot("fast"), fast)
+        with pytest.raises(conversation.ConversationBusy):
+            store.save("k", Snapshot("slow"), slow)
+    assert store.load("k").state == "fast"
+
+
 def test_lock_serializes_read_modify_write_across_threads(store):
-    store.save("k", Snapshot(None, {"count": 0}))
+    with store.locked("k") as token:
+        store.save("k", Snapshot(None, {"count": 0}), token)
 
     def bump() -> None:
-        with store.locked("k"):
+        with store.locked("k") as token:
             snap = store.load("k")
             time.sleep(0.1)
-            store.save("k", Snapshot(None, {"count": snap.data["count"] + 1}))
+            store.save("k", Snapshot(None, {"count": snap.data["count"] + 1}), token)
 
     threads = [threading.Thread(target=bump) for _ in range(4)]
     for t in threads:

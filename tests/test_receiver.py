@@ -215,7 +215,7 @@ def test_event_already_being_accepted_is_409_and_retryable(receiver):
 def test_health_and_readiness(receiver):
     assert receiver.session.get(receiver.url + "/healthz").json() == {"status": "ok"}
     ready = receiver.session.get(receiver.url + "/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": "ok", "dedup": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": "ok", "dedup": "ok", "store": "ok"}
 
 
 def test_readiness_fails_when_broker_is_unreachable(tmp_path):
@@ -226,6 +226,7 @@ def test_readiness_fails_when_broker_is_unreachable(tmp_path):
     r = app.test_client().get("/readyz")
     assert r.status_code == 503
     assert r.json["checks"]["broker"].startswith("unreachable") and r.json["checks"]["dedup"] == "ok"
+    assert r.json["checks"]["store"] == "ok"
 
 
 def test_wsgi_entry_point_is_production_and_refuses_without_tokens(tmp_path):

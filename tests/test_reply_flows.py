@@ -147,7 +147,8 @@ def test_conversation_state_expires(tmp_path):
     store = SQLiteConversations(tmp_path / "c.sqlite3", ttl=3600)
     key = conversation_key(load_event(reply("hello", "Survey")))
     with freeze_time("2026-01-01 10:00:00") as clock:
-        store.save(key, Snapshot("asked_size", {"started_by": "hello"}))
+        with store.locked(key) as token:
+            store.save(key, Snapshot("asked_size", {"started_by": "hello"}), token)
         clock.tick(3599)
         assert store.load(key).state == "asked_size"
         clock.tick(2)

@@ -66,13 +66,18 @@ def test_an_expired_lease_can_be_taken_over(store):
     assert store.select_runs(event_ids=[event.event_id])[0]["attempts"] == 2
 
 
-def test_failed_and_dead_runs_can_run_again(store):
+def test_failed_runs_retry_dead_runs_only_by_replay(store):
     event = status("delivered")
-    store.record_accepted(event, ["h"])
+    store.record_accepted(event, ["h", "g"])
+    store.begin_run(event.event_id, "g", 60)
+    store.finish_run(event.event_id, "g", "failed", "RuntimeError: once")
+    assert store.begin_run(event.event_id, "g", 60)  # Celery's retry of a failed run
     store.begin_run(event.event_id, "h", 60)
     store.finish_run(event.event_id, "h", "dead", "RuntimeError: boom")
     assert store.select_runs(statuses=["dead"])[0]["error"] == "RuntimeError: boom"
-    assert store.begin_run(event.event_id, "h", 60)  # a replay
+    assert store.begin_run(event.event_id, "h", 60) is False  # a stray redelivery does not revive it
+    store.finish_run(event.event_id, "h", "pending")  # what `suprhook replay` does
+    assert store.begin_run(event.event_id, "h", 60)
 
 
 def test_timeline_moves_forward_only_and_failed_is_terminal(store):

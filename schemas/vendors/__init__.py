@@ -12,6 +12,7 @@ registered automatically), fixtures under `tests/fixtures/vendors/<vendor>/` and
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import pkgutil
 from collections import Counter
@@ -72,7 +73,24 @@ def normalize_vendor(vendor_name: str | None, vendor_response: Any, event_type: 
         reason = _reason(exc)
         fallback = generic.safe_normalize(raw, event_type, name=vendor_name)
         return Normalized(replace(fallback.vendor, normalized_status=S.UNKNOWN, drift=reason))
-    return Normalized(replace(result.vendor, name=result.vendor.name or vendor_name, raw=kept), result.message)
+    return Normalized(_typed(replace(result.vendor, name=result.vendor.name or vendor_name, raw=kept)),
+                      _typed(result.message) if result.message is not None else None)
+
+
+_TEXT_FIELDS = {"name", "message_id", "status", "error_code", "error_message", "recipient", "sender",
+                "profile_name", "text", "button_payload", "button_text", "reply_to", "from_", "to"}
+
+
+def _typed(value: Any) -> Any:
+    """Text fields as str or None whatever a vendor sent (a number, an object): handlers and filters
+    rely on it. Objects and lists become their JSON text rather than disappearing."""
+    changes = {}
+    for name in _TEXT_FIELDS & set(getattr(value, "__dataclass_fields__", {})):
+        item = getattr(value, name)
+        if item is not None and not isinstance(item, str):
+            changes[name] = json.dumps(item, sort_keys=True, default=str) if isinstance(item, (dict, list)) \
+                else str(item)
+    return replace(value, **changes) if changes else value
 
 
 def record_drift(vendor: VendorInfo, event_id: str) -> None:

@@ -74,7 +74,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     try:
         if isinstance(value, bool) or value is None or value == "":
             return None
-        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+(\.[0-9]+)?\s*", value):
             value = float(value)
         if isinstance(value, (int, float)):
             seconds = float(value)
