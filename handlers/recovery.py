@@ -1,4 +1,4 @@
-"""Re-dispatching handler runs from the event log: the embedded broker's recovery sweep and `replay`."""
+"""Re-dispatching handler runs from the event log: the recovery sweep and `suprhook replay`."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +6,7 @@ import threading
 from typing import Iterable
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from .dispatch import task_message
 from .registry import Registry
@@ -37,9 +38,25 @@ def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: 
     return sent, problems
 
 
+def queue_depth(celery: Celery, queue: str) -> int:
+    with celery.connection_for_read() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError as exc:  # Redis keeps no key for an empty queue: "no queue" means empty
+            if getattr(exc, "code", None) == 404 or "NOT_FOUND" in str(exc):
+                return 0
+            raise
+
+
 def sweep_once(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> int:
-    """Re-dispatch runs left pending too long (a task lost with a SIGKILLed worker on the embedded broker)."""
-    stale = store.claim_stale(settings.recovery_after, settings.recovery_after + settings.retry_backoff_max)
+    """Re-dispatch runs left pending too long whose queue is empty: their task was lost (a SIGKILLed
+    worker, a broker dying mid-delivery). A run whose queue still holds messages is most likely
+    waiting in that backlog, so it is left alone rather than queued twice."""
+    drained = {h.name for h in registry if queue_depth(celery, h.queue or settings.default_queue) == 0}
+    if not drained:
+        return 0
+    stale = store.claim_stale(settings.recovery_after, settings.recovery_after + settings.retry_backoff_max,
+                              handlers=drained)
     if not stale:
         return 0
     sent, problems = redispatch(store, celery, registry, settings, stale)

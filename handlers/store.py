@@ -175,15 +175,19 @@ class EventStore:
             conn.execute(update(runs).where(runs.c.event_id == event_id, runs.c.handler == handler).values(
                 status=status, error=error[:2000] if error else None, lease_until=None, updated_at=time.time()))
 
-    def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500) -> list[tuple[str, str]]:
-        """Runs left pending, running on an expired lease, or failed without a retry for too long.
-        Their updated_at is bumped in the same statement, so two sweepers never take the same run."""
+    def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
+                    handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """Runs left pending, running on an expired lease, or failed without a retry for too long
+        (only of `handlers`, when given). Their updated_at is bumped in the same statement, so two
+        sweepers never take the same run."""
         now = time.time()
         stale = or_(
             and_(runs.c.status == PENDING, runs.c.updated_at < now - pending_after),
             and_(runs.c.status == RUNNING, runs.c.lease_until < now - pending_after),
             and_(runs.c.status == FAILED, runs.c.updated_at < now - failed_after),
         )
+        if handlers is not None:
+            stale = and_(stale, runs.c.handler.in_(list(handlers)))
         with self.engine.begin() as conn:
             keys = conn.execute(select(runs.c.event_id, runs.c.handler).where(stale).limit(limit)).all()
             taken = []
