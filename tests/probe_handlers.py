@@ -25,7 +25,8 @@ def _ready(**_):
 
 @on(event_type="status")
 def on_status(event):
-    record("on_status", event)
+    timeline = event.timeline
+    record("on_status", event, current=timeline.current, history=[e.status for e in timeline.history])
 
 
 @on(channel="whatsapp", event_type="inbound_message")

@@ -140,3 +140,14 @@ def test_handler_with_its_own_queue_runs_from_that_queue(stack):
     assert r.status_code == 202
     run = worker.wait_runs(r.json()["event_id"], 1, "on_side_queue")[0]
     assert run["queue"] == "suprhook-probe-side", run
+
+
+def test_handlers_see_the_notification_timeline_moving_forward_only(stack):
+    server, worker = stack
+    nid = f"nid-timeline-{uuid.uuid4().hex}"
+    seen = server.post(make_status("seen", nid=nid, ts=1_700_000_002_000))
+    assert worker.wait_runs(seen.json()["event_id"], 1, "on_status")[0]["current"] == "seen"
+    late = server.post(make_status("delivered", nid=nid, ts=1_700_000_001_000))  # arrives after seen
+    run = worker.wait_runs(late.json()["event_id"], 1, "on_status")[0]
+    assert run["current"] == "seen"  # recorded, but it does not move the status back
+    assert run["history"] == ["delivered", "seen"]  # in status-time order

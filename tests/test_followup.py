@@ -174,3 +174,11 @@ def test_chain_depth_comes_back_through_the_idempotency_key_and_stops(fake):
     third = Followup(load_event(third_reply), "tests.h", settings_for(fake, SUPRHOOK_FOLLOWUP_MAX_DEPTH="2"))
     with pytest.raises(FollowupLoopError, match="3 deep"):
         third.track_event("user-1", "and_again")
+
+
+@pytest.mark.parametrize("properties", [{"at": __import__("datetime").datetime(2026, 1, 1)}, {"tags": {1, 2}},
+                                        {1: "int key", "a": "str key"}, {"x": float("nan")}])
+def test_properties_that_are_not_json_are_a_followup_error_not_a_retry(fake, properties):
+    with pytest.raises(FollowupError, match="plain JSON|property name must be"):
+        followup(fake).track_event("user-1", "order_confirmed", properties)
+    assert fake.requests == []

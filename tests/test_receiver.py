@@ -245,3 +245,32 @@ def test_wsgi_entry_point_is_production_and_refuses_without_tokens(tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "production"
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b'{"channel": "whatsapp", "event_type": "status", "n": ' + b"9" * 5000 + b"}", "invalid JSON"),
+    (b'{"channel": "whatsapp", "event_type": "status", "n": 1e400}', "out of range"),
+    (b'{"channel": "\\ud800", "event_type": "status"}', "surrogate"),
+    (b'{"channel": "whatsapp", "event_type": "x", "deep": ' + b"[" * 70 + b"]" * 70 + b"}", "64 levels"),
+])
+def test_review_inputs_that_used_to_500_are_400(tmp_path, body, fragment):
+    """Found in review: each of these reached a 500 (or an un-retryable 503) before."""
+    app = create_app(stack_config(tmp_path, None))
+    server = LiveServer(app)
+    server.depth = lambda: queue_depth(app.extensions["suprhook"].settings.broker_url)
+    try:
+        assert_rejected(server.post(data=body), 400, "$", fragment, server)
+    finally:
+        server.stop()
+
+
+def test_non_ascii_digits_are_not_a_timestamp(receiver):
+    payload = make_status()
+    payload["suprsend_status"]["timestamp"] = "\u00b2"  # isdigit() is True, int() fails
+    assert_rejected(receiver.post(payload, token=TOKEN), 400, "suprsend_status.timestamp", "millisecond", receiver)
+    payload["suprsend_status"]["timestamp"] = "\u0661\u0662\u0663"  # Arabic-Indic digits
+    assert_rejected(receiver.post(payload, token=TOKEN), 400, "suprsend_status.timestamp", "millisecond", receiver)
+
+
+def test_boolean_version_is_refused(receiver):
+    assert_rejected(receiver.post(make_status(version=True), token=TOKEN), 400, "version", "version", receiver)

@@ -128,3 +128,17 @@ def test_enum_filters_refuse_unknown_values():
         Registry()(normalized_status="deliverd")
     with pytest.raises(ValueError, match="not one of"):
         Registry()(message_type="txt")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("STOP", ["suprhook.keywords.stop"]), ("  stop ", ["suprhook.keywords.stop"]), ("Help", ["suprhook.keywords.help"]),
+    ("weekend", ["anything"]), ("my friend", ["anything"]), ("please don't stop", ["anything"]),
+    ("need more info", ["anything"]), ("stop\nnow", ["anything"]),
+])
+def test_keywords_only_when_the_whole_reply_is_the_word(text, expected):
+    from handlers.keywords import enable_keywords
+
+    on = Registry()
+    on.reply(r"(?s).*", name="anything")(fn_a)
+    enable_keywords(on)
+    assert sorted(h.name for h in on.match(load_event(make_inbound(text)))) == expected

@@ -173,3 +173,24 @@ def test_expired_state_routes_the_next_reply_to_the_first_step(tmp_path):
         clock.tick(601)  # the user comes back after the TTL
         late = load_event(reply("M", "Survey", user="+15550000009"))
         assert [run_handler(h, late, settings) for h in handlers] == [True, False, False]
+
+
+def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(tmp_path):
+    """Found in review: data assigned directly (not via set) failed at save, after the handler, and
+    the handler re-ran on every retry. Now the run fails permanently and the state is untouched."""
+    from handlers import PermanentError, Registry
+    from handlers.conversation import Snapshot
+    from handlers.tasks import run_handler
+    from schemas import load_event
+
+    def stash(event, conversation):
+        conversation.data["when"] = object()
+
+    registry = Registry()
+    registry.reply(name="tests.stash")(stash)
+    settings = Settings.load(stack_config(tmp_path, None), environ={})
+    event = load_event(reply("hi", "Stash"))
+    with pytest.raises(PermanentError, match="JSON"):
+        run_handler(registry.get("tests.stash"), event, settings)
+    store = SQLiteConversations(settings.conversation_url.split("sqlite:///", 1)[1], 60)
+    assert store.load(conversation_key(event)) == Snapshot(None, {}, {event.event_id: None})

@@ -5,6 +5,7 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,3 +66,19 @@ def test_truncated_real_payloads_never_raise_and_load(index, path, replacement):
         # and the whole event still loads (never a 500 at the receiver because of a vendor dict)
         event = load_event(webhook(name, damaged, case["event_type"]))
         assert event.vendor.raw == (damaged if damaged is not None else {})
+
+
+@pytest.mark.parametrize("inner", [{"text": 12345}, {"text": {"a": 1}}, {"text": "ok", "postbackText": {"a": 1}}])
+def test_vendor_values_of_the_wrong_type_become_text(inner):
+    """Found in review: a number or object from a vendor reached the filters and made a 500."""
+    from handlers import Registry
+
+    payload = {"app": "DemoApp", "timestamp": 1580227766370, "version": 2, "type": "message",
+               "payload": {"id": "ABC", "source": "918x98xx21x4", "type": "quick_reply", "payload": inner}}
+    event = load_event(webhook("gupshup", payload, "inbound_message"))
+    message = event.message
+    for value in (message.text, message.button_payload, message.button_text):
+        assert value is None or isinstance(value, str)
+    on = Registry()
+    on(button="x", text="y", name="t")(lambda event: None)
+    on.match(event)  # must not raise
