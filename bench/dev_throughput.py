@@ -102,7 +102,8 @@ def main() -> None:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     env = {"SUPRHOOK_ENV": "development", "SUPRHOOK_DATA_DIR": str(tmp), "SUPRHOOK_QUEUE": queue,
            "SUPRHOOK_HANDLERS": "bench.noop_handlers", "BENCH_DONE_FILE": str(tmp / "done"),
-           "BENCH_QUEUE": queue, "CELERY_BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.sqlite3'}"}
+           "BENCH_QUEUE": queue, "CELERY_BROKER_URL": f"sqla+sqlite:///{tmp / 'broker.sqlite3'}",
+           "SUPRHOOK_RATE_LIMIT": "0"}  # one local load generator is one "source": do not throttle it
     os.environ.update(env)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
     from handlers.embedded import queue_depth

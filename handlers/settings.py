@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -49,6 +50,12 @@ class Settings:
     run_lease: float = 300.0
     recovery: str = "on"  # the event-log sweep: on (any broker), auto (embedded broker only), off
     recovery_after: float = 120.0
+
+    def __repr__(self) -> str:
+        """Like the dataclass repr, with secrets left out and passwords in URLs masked."""
+        shown = (f"{f.name}={redact_url(v) if isinstance(v := getattr(self, f.name), str) else v!r}"
+                 for f in fields(self) if f.repr)
+        return f"Settings({', '.join(shown)})"
 
     @property
     def production(self) -> bool:
@@ -148,6 +155,11 @@ class Settings:
                 "SUPRHOOK_VISIBILITY_TIMEOUT must exceed SUPRHOOK_RETRY_BACKOFF_MAX, or Redis would "
                 "redeliver a task that is only waiting for its retry"
             )
+
+
+def redact_url(value: str) -> str:
+    """`redis://:secret@host/0` -> `redis://:***@host/0` (also user:password@)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", value)
 
 
 def _csv(value: Any) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from handlers import ConfigError, Settings, on
+from handlers.settings import redact_url
 from handlers.loader import load_handler_modules
 
 DEFAULT_EXAMPLE = "examples.quickstart"
@@ -49,7 +50,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     threading.Thread(target=watch_worker, daemon=True).start()
     url = f"http://{args.host}:{args.port}/webhooks/suprsend"
     auth = f" -H {shlex.quote(settings.auth_header + ': Bearer $TOKEN')}" if settings.auth_tokens else ""
-    print(f"\nsuprhook dev: handlers {', '.join(settings.handler_modules)}; broker {settings.broker_url}")
+    print(f"\nsuprhook dev: handlers {', '.join(settings.handler_modules)}; broker {redact_url(settings.broker_url)}")
     print(f"suprhook dev: post a sample webhook with\n\n  curl -sS {url} -H 'Content-Type: application/json'"
           f"{auth} --data @{SAMPLE}\n", flush=True)
     try:

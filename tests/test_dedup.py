@@ -77,3 +77,16 @@ def test_open_dedup_by_url(tmp_path):
     assert isinstance(open_dedup("redis://127.0.0.1:6379/0", 10), RedisDedup)
     with pytest.raises(ValueError, match="unsupported scheme"):
         open_dedup("memcached://x", 10)
+
+
+def test_settings_never_show_secrets():
+    from handlers import Settings
+
+    settings = Settings.load({"SUPRHOOK_AUTH_TOKENS": "tok-secret-1", "SUPRSEND_WORKSPACE_SECRET": "ws-secret-2",
+                              "SUPRHOOK_SIGNING_SECRET": "whsec_c2VjcmV0LTM=",
+                              "CELERY_BROKER_URL": "redis://:pw-secret-4@127.0.0.1:6379/0",
+                              "SUPRHOOK_STORE_URL": "postgresql+psycopg://app:pw-secret-5@db/events"}, environ={})
+    text = repr(settings) + str(settings)
+    for secret in ("tok-secret-1", "ws-secret-2", "c2VjcmV0LTM", "pw-secret-4", "pw-secret-5"):
+        assert secret not in text
+    assert "redis://:***@127.0.0.1:6379/0" in text and "app:***@db" in text

@@ -76,10 +76,13 @@ def test_rotated_token_both_accepted(receiver):
     assert receiver.post(make_status(), token="tok-next-9876543210").status_code == 202
 
 
-def test_token_is_never_echoed(receiver):
+def test_token_is_never_echoed_or_logged(receiver, caplog):
     secret_guess = "tok-guess-SECRET"
+    caplog.set_level("DEBUG")
     r = receiver.post(make_status(), token=secret_guess)
     assert r.status_code == 401 and secret_guess not in r.text
+    assert receiver.post(make_status(), token=TOKEN).status_code == 202
+    assert secret_guess not in caplog.text and TOKEN not in caplog.text
 
 
 def test_custom_header_carries_the_bare_token(tmp_path):
