@@ -149,8 +149,9 @@ class EventStore:
                 current_status=status, rank=rank, updated_at=_now()))
 
     # -- worker side ---------------------------------------------------------------------------
-    def begin_run(self, event_id: str, handler: str, lease: float) -> bool:
-        """Claim a run. False: it already succeeded (skip). RunInProgress: a live lease elsewhere."""
+    def begin_run(self, event_id: str, handler: str, lease: float) -> int:
+        """Claim a run: its attempt number (pass it to finish_run), or 0 when it already succeeded
+        (skip). RunInProgress: a live lease elsewhere."""
         now = time.time()
         with self.engine.begin() as conn:
             claimed = conn.execute(update(runs).where(
@@ -158,22 +159,29 @@ class EventStore:
                 or_(runs.c.status.in_((PENDING, FAILED)),
                     and_(runs.c.status == RUNNING, runs.c.lease_until < now)),
             ).values(status=RUNNING, lease_until=now + lease, attempts=runs.c.attempts + 1, updated_at=now)).rowcount
+            row = conn.execute(select(runs.c.status, runs.c.attempts).where(runs.c.event_id == event_id,
+                                                                            runs.c.handler == handler)).first()
             if claimed:
-                return True
-            row = conn.execute(select(runs.c.status).where(runs.c.event_id == event_id,
-                                                           runs.c.handler == handler)).first()
+                return int(row.attempts)
             if row is None:  # a run the receiver did not log (replayed from elsewhere, or an older version)
                 conn.execute(insert(runs).values(event_id=event_id, handler=handler, status=RUNNING, attempts=1,
                                                  lease_until=now + lease, updated_at=now))
-                return True
+                return 1
         if row.status in DONE or row.status == DEAD:  # dead: only `suprhook replay` runs it again
-            return False
+            return 0
         raise RunInProgress(f"{handler} for {event_id} is running elsewhere")
 
-    def finish_run(self, event_id: str, handler: str, status: str, error: str | None = None) -> None:
+    def finish_run(self, event_id: str, handler: str, status: str, error: str | None = None,
+                   attempt: int | None = None) -> bool:
+        """Record an outcome. With `attempt`, only if no later attempt took the run over (a worker that
+        outlived its lease must not overwrite its successor's outcome); False when it was taken over."""
+        where = [runs.c.event_id == event_id, runs.c.handler == handler]
+        if attempt is not None:
+            where.append(runs.c.attempts == attempt)
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.event_id == event_id, runs.c.handler == handler).values(
-                status=status, error=error[:2000] if error else None, lease_until=None, updated_at=time.time()))
+            return bool(conn.execute(update(runs).where(*where).values(
+                status=status, error=error[:2000] if error else None, lease_until=None,
+                updated_at=time.time())).rowcount)
 
     def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
                     handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:

@@ -85,7 +85,8 @@ def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
         except (KeyError, ValidationError) as exc:
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
         store = event_store(settings)
-        if not store.begin_run(event.event_id, handler.name, settings.run_lease):
+        attempt = store.begin_run(event.event_id, handler.name, settings.run_lease)
+        if not attempt:
             log.info("handler already succeeded handler=%s event_id=%s: skipped", handler.name, event_id)
             return
         event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
@@ -94,9 +95,12 @@ def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
             ran = run_handler(handler, event, settings, attempt=task.request.retries)
         except Exception as exc:
             final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
-            store.finish_run(event.event_id, handler.name, DEAD if final else FAILED, f"{type(exc).__name__}: {exc}")
+            store.finish_run(event.event_id, handler.name, DEAD if final else FAILED, f"{type(exc).__name__}: {exc}",
+                             attempt=attempt)
             raise
-        store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED)
+        if not store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED, attempt=attempt):
+            log.warning("handler run outlived its lease handler=%s event_id=%s: another attempt owns it "
+                        "(raise SUPRHOOK_RUN_LEASE above your slowest handler)", handler.name, event_id)
         log.info("handler %s handler=%s event_id=%s attempt=%d ms=%.1f", "ok" if ran else "skipped (state)",
                  handler.name, event_id, task.request.retries, (time.perf_counter() - started) * 1000)
 

@@ -50,20 +50,25 @@ def test_accepted_event_is_logged_with_pending_runs(store):
 def test_run_claim_success_skip_and_lease(store):
     event = status("delivered")
     store.record_accepted(event, ["h"])
-    assert store.begin_run(event.event_id, "h", lease=60) is True
+    assert store.begin_run(event.event_id, "h", lease=60) == 1
     with pytest.raises(RunInProgress):  # a redelivered copy while the first still runs
         store.begin_run(event.event_id, "h", lease=60)
     store.finish_run(event.event_id, "h", "succeeded")
-    assert store.begin_run(event.event_id, "h", lease=60) is False  # never twice after success
+    assert store.begin_run(event.event_id, "h", lease=60) == 0  # never twice after success
 
 
 def test_an_expired_lease_can_be_taken_over(store):
     event = status("delivered")
     store.record_accepted(event, ["h"])
-    assert store.begin_run(event.event_id, "h", lease=0.2)
-    time.sleep(0.3)  # the worker holding it died
-    assert store.begin_run(event.event_id, "h", lease=60)
-    assert store.select_runs(event_ids=[event.event_id])[0]["attempts"] == 2
+    first = store.begin_run(event.event_id, "h", lease=0.2)
+    time.sleep(0.3)  # the worker holding it died, or is just too slow
+    second = store.begin_run(event.event_id, "h", lease=60)
+    assert (first, second) == (1, 2)
+    assert store.finish_run(event.event_id, "h", "succeeded", attempt=second)
+    # the first attempt, still alive, finishes late: it must not overwrite its successor's outcome
+    assert store.finish_run(event.event_id, "h", "failed", "TimeoutError", attempt=first) is False
+    assert store.select_runs(event_ids=[event.event_id])[0]["status"] == "succeeded"
+    assert store.begin_run(event.event_id, "h", lease=60) == 0
 
 
 def test_failed_runs_retry_dead_runs_only_by_replay(store):
@@ -75,7 +80,7 @@ def test_failed_runs_retry_dead_runs_only_by_replay(store):
     store.begin_run(event.event_id, "h", 60)
     store.finish_run(event.event_id, "h", "dead", "RuntimeError: boom")
     assert store.select_runs(statuses=["dead"])[0]["error"] == "RuntimeError: boom"
-    assert store.begin_run(event.event_id, "h", 60) is False  # a stray redelivery does not revive it
+    assert store.begin_run(event.event_id, "h", 60) == 0  # a stray redelivery does not revive it
     store.finish_run(event.event_id, "h", "pending")  # what `suprhook replay` does
     assert store.begin_run(event.event_id, "h", 60)
 
