@@ -148,6 +148,14 @@ def readyz() -> Response:
     return response
 
 
+@bp.get("/openapi.json")
+def openapi_spec() -> Response:
+    from .openapi import openapi_json  # apispec is imported only when the document is asked for
+
+    prefix = request.url_rule.rule[:-len("/openapi.json")] if request.url_rule else ""
+    return Response(openapi_json(prefix), mimetype="application/json")
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return reject(exc.code or 400, {"$": [exc.description or exc.name]})
