@@ -99,7 +99,7 @@ class Dispatcher:
         return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))
 
     def ready(self) -> dict[str, str]:
-        """Check the broker and the dedup store; return {"broker": "ok"|error, "dedup": ...}."""
+        """Check the broker, the dedup store and the event log: {"broker": "ok" | "unreachable: …", ...}."""
         checks: dict[str, str] = {}
         try:
             with self.celery.connection_for_write() as conn:

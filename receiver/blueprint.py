@@ -59,6 +59,14 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
     return state
 
 
+# Headers kept with each event in the log: enough to trace a delivery, never credentials or signatures.
+LOGGED_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-Id", "webhook-id", "webhook-timestamp")
+
+
+def logged_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: headers[name] for name in LOGGED_HEADERS if name in headers}
+
+
 def _state() -> ReceiverState:
     return current_app.extensions["suprhook"]
 
@@ -117,7 +125,7 @@ def receive_webhook() -> Response:
         log.info("rejected reason=schema fields=%s", ",".join(sorted(errors)))
         return reject(400, errors)
     try:
-        outcome = state.dispatcher.submit(event)
+        outcome = state.dispatcher.submit(event, body, logged_headers(request.headers))
     except InFlight:
         response = jsonify(status="in_progress", event_id=event.event_id)
         response.status_code, response.headers["Retry-After"] = 409, "1"

@@ -277,3 +277,22 @@ def test_non_ascii_digits_are_not_a_timestamp(receiver):
 
 def test_boolean_version_is_refused(receiver):
     assert_rejected(receiver.post(make_status(version=True), token=TOKEN), 400, "version", "version", receiver)
+
+
+def test_the_raw_body_and_safe_headers_are_logged(receiver):
+    from handlers.store import EventStore
+
+    raw = json.dumps(make_status(), indent=1)  # exactly these bytes, spacing included
+    r = receiver.post(data=raw, token=TOKEN, headers={"X-Request-Id": "req-7", "User-Agent": "suprsend/1"})
+    assert r.status_code == 202
+    store = EventStore(receiver.settings.store_url)
+    with store.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from handlers.store import events
+        row = conn.execute(select(events.c.body, events.c.headers).where(
+            events.c.event_id == r.json()["event_id"])).first()
+    assert row.body == raw
+    logged = json.loads(row.headers)
+    assert logged["X-Request-Id"] == "req-7" and logged["User-Agent"] == "suprsend/1"
+    assert "Authorization" not in logged and TOKEN not in row.headers
