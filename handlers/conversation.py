@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -21,6 +20,8 @@ from typing import Any, Iterator, Protocol
 from urllib.parse import urlparse
 
 from schemas import Event
+
+from .sqlite import ThreadLocalSQLite, sqlite_path
 
 LOCK_LEASE_SECONDS = 60.0  # a worker killed while holding a lock frees it after this
 LOCK_WAIT_SECONDS = 30.0
@@ -95,9 +96,8 @@ class ConversationStore(Protocol):
 
 class SQLiteConversations:
     def __init__(self, path: str | Path, ttl: int) -> None:
-        self.path, self.ttl = str(path), ttl
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self.ttl = ttl
+        self._conn = ThreadLocalSQLite(path, timeout=30)
         db = self._db()
         db.execute("CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, body TEXT NOT NULL,"
                    " expires_at REAL NOT NULL)")
@@ -105,12 +105,7 @@ class SQLiteConversations:
                    " expires_at REAL NOT NULL)")
 
     def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
+        return self._conn.conn
 
     @contextmanager
     def locked(self, key: str) -> Iterator[str]:
@@ -190,5 +185,5 @@ def open_conversations(url: str, ttl: int) -> ConversationStore:
     if scheme in ("redis", "rediss", "unix"):
         return RedisConversations(url, ttl)
     if scheme == "sqlite":
-        return SQLiteConversations(url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else url[9:], ttl)
+        return SQLiteConversations(sqlite_path(url), ttl)
     raise ValueError(f"SUPRHOOK_CONVERSATION_URL: unsupported scheme {scheme!r} (use sqlite:/// or redis://)")

@@ -7,11 +7,12 @@ accepted rather than dropped as a duplicate. A second request for an id under le
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
+
+from .sqlite import ThreadLocalSQLite, sqlite_path
 
 NEW, DUPLICATE, IN_FLIGHT = "new", "duplicate", "in_flight"
 LEASE_SECONDS = 30  # longer than any bounded enqueue
@@ -28,22 +29,14 @@ class SQLiteDedup:
     """Default store: one SQLite file (WAL), safe across threads and processes."""
 
     def __init__(self, path: str | Path, ttl: int) -> None:
-        self.path, self.ttl = str(path), ttl
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self.ttl = ttl
+        self._db = ThreadLocalSQLite(path, timeout=10, synchronous="NORMAL")
         self._claims = 0
-        with self._conn() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS dedup (event_id TEXT PRIMARY KEY,"
-                       " committed INTEGER NOT NULL, expires_at REAL NOT NULL)")
+        self._conn().execute("CREATE TABLE IF NOT EXISTS dedup (event_id TEXT PRIMARY KEY,"
+                             " committed INTEGER NOT NULL, expires_at REAL NOT NULL)")
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+        return self._db.conn
 
     def claim(self, event_id: str) -> str:
         now = time.time()
@@ -106,5 +99,5 @@ def open_dedup(url: str, ttl: int) -> DedupStore:
     if scheme in ("redis", "rediss", "unix"):
         return RedisDedup(url, ttl)
     if scheme == "sqlite":
-        return SQLiteDedup(url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):], ttl)
+        return SQLiteDedup(sqlite_path(url), ttl)
     raise ValueError(f"SUPRHOOK_DEDUP_URL: unsupported scheme {scheme!r} (use sqlite:/// or redis://)")

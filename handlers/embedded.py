@@ -18,12 +18,9 @@ from typing import Iterator
 
 from celery import Celery
 
+from .sqlite import sqlite_path
+
 log = logging.getLogger("suprhook.embedded")
-
-
-def sqlite_path(broker_url: str) -> Path:
-    """`sqla+sqlite:////abs/broker.sqlite3` -> Path('/abs/broker.sqlite3')."""
-    return Path(broker_url.split("sqlite:///", 1)[1])
 
 
 def prepare(broker_url: str, poll_interval: float) -> None:

@@ -164,3 +164,15 @@ def delete_queue(celery_app: Any, queue: str) -> None:
 @pytest.fixture
 def tmp_config(tmp_path: Path) -> dict[str, str]:
     return stack_config(tmp_path, None)
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix unique to one test on the shared Redis; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"suprhook-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    for key in client.scan_iter(prefix + "*"):
+        client.delete(key)

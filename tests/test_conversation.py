@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 
@@ -12,14 +11,10 @@ from handlers.conversation import (Conversation, RedisConversations, Snapshot, S
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
+def store(request, tmp_path, redis_prefix):
     if request.param == "sqlite":
-        yield SQLiteConversations(tmp_path / "c.sqlite3", ttl=60)
-        return
-    store = RedisConversations("redis://127.0.0.1:6379/0", ttl=60, prefix=f"suprhook-test:{uuid.uuid4().hex}:")
-    yield store
-    for key in store.client.scan_iter(store.prefix + "*"):
-        store.client.delete(key)
+        return SQLiteConversations(tmp_path / "c.sqlite3", ttl=60)
+    return RedisConversations("redis://127.0.0.1:6379/0", ttl=60, prefix=redis_prefix)
 
 
 def test_save_and_load(store):

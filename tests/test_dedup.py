@@ -1,7 +1,6 @@
 """Dedup stores: claim / commit / release semantics and TTL expiry, on SQLite and on real Redis."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from freezegun import freeze_time
@@ -10,14 +9,10 @@ from handlers.dedup import DUPLICATE, IN_FLIGHT, LEASE_SECONDS, NEW, RedisDedup,
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
+def store(request, tmp_path, redis_prefix):
     if request.param == "sqlite":
-        yield SQLiteDedup(tmp_path / "dedup.sqlite3", ttl=3600)
-        return
-    store = RedisDedup("redis://127.0.0.1:6379/0", ttl=3600, prefix=f"suprhook-test:{uuid.uuid4().hex}:")
-    yield store
-    for key in store.client.scan_iter(store.prefix + "*"):
-        store.client.delete(key)
+        return SQLiteDedup(tmp_path / "dedup.sqlite3", ttl=3600)
+    return RedisDedup("redis://127.0.0.1:6379/0", ttl=3600, prefix=redis_prefix)
 
 
 def test_claim_commit_then_duplicate(store):

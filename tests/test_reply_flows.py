@@ -9,7 +9,7 @@ import pytest
 from freezegun import freeze_time
 
 from handlers import Settings
-from handlers.conversation import SQLiteConversations, conversation_key
+from handlers.conversation import SQLiteConversations, conversation_key, open_conversations
 from handlers.store import EventStore
 from receiver import create_app
 
@@ -192,5 +192,5 @@ def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(
     event = load_event(reply("hi", "Stash"))
     with pytest.raises(PermanentError, match="JSON"):
         run_handler(registry.get("tests.stash"), event, settings)
-    store = SQLiteConversations(settings.conversation_url.split("sqlite:///", 1)[1], 60)
+    store = open_conversations(settings.conversation_url, 60)
     assert store.load(conversation_key(event)) == Snapshot(None, {}, {event.event_id: None})
