@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, create_engine,
-                        event as sa_event, insert, or_, select, update)
-from sqlalchemy.engine import Engine
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam,
+                        create_engine, event as sa_event, or_, select, update)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from schemas import Event
 
@@ -104,68 +109,93 @@ def _engine(url: str) -> Engine:
 
 
 class EventStore:
+    """The hot statements (record_accepted, begin_run, finish_run) are built once: SQLAlchemy then
+    reuses their compiled form, and each is a single upsert or a single UPDATE ... RETURNING."""
+
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = _engine(url)
+        dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(self.engine.dialect.name)
+        if dialect is None:
+            raise ValueError(f"SUPRHOOK_STORE_URL: the event log runs on SQLite or PostgreSQL, "
+                             f"not {self.engine.dialect.name}")
         metadata.create_all(self.engine)
+        # SQLite: one writer per process at a time; threads queue on this lock instead of on SQLite's
+        # busy handler, which sleeps in whole milliseconds.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._insert_event = dialect.insert(events).on_conflict_do_nothing()
+        self._insert_run = dialect.insert(runs).on_conflict_do_nothing()
+        self._insert_timeline = dialect.insert(timeline).on_conflict_do_nothing()
+        upsert = dialect.insert(notifications)
+        self._advance_status = upsert.on_conflict_do_update(
+            index_elements=[notifications.c.supr_nid],
+            set_={"current_status": upsert.excluded.current_status, "rank": upsert.excluded.rank,
+                  "updated_at": upsert.excluded.updated_at},
+            # forward only, and failed is terminal
+            where=and_(upsert.excluded.rank > notifications.c.rank, notifications.c.rank < STATUS_RANK["failed"]))
+        key = and_(runs.c.event_id == bindparam("k_event"), runs.c.handler == bindparam("k_handler"))
+        self._claim_run = update(runs).where(key, or_(
+            runs.c.status.in_((PENDING, FAILED)),
+            and_(runs.c.status == RUNNING, runs.c.lease_until < bindparam("k_now")),
+        )).values(status=RUNNING, lease_until=bindparam("k_lease"), attempts=runs.c.attempts + 1,
+                  updated_at=bindparam("k_now")).returning(runs.c.attempts)
+        self._run_status = select(runs.c.status).where(key)
+        self._finish = update(runs).where(key).values(
+            status=bindparam("k_status"), error=bindparam("k_error"), lease_until=None, updated_at=bindparam("k_now"))
+        self._finish_attempt = self._finish.where(runs.c.attempts == bindparam("k_attempt"))
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # -- receiver side -------------------------------------------------------------------------
     def record_accepted(self, event: Event, handlers: Iterable[str], body: bytes | str | None = None,
                         headers: Mapping[str, str] | None = None) -> None:
-        """Log the event, a pending run per handler, and its notification status, in one transaction."""
-        now = time.time()
+        """Log the event, a pending run per handler, and its notification status, in one transaction.
+        Idempotent: a redelivered event adds nothing."""
+        now, received = time.time(), _now()
         text = body.decode("utf-8") if isinstance(body, bytes) else body or json.dumps(event.raw)
-        with self.engine.begin() as conn:
-            if conn.execute(select(events.c.event_id).where(events.c.event_id == event.event_id)).first() is None:
-                conn.execute(insert(events).values(
-                    event_id=event.event_id, received_at=_now(), event_type=event.event_type, channel=event.channel,
-                    status=event.status, supr_nid=event.reference.supr_nid, distinct_id=event.distinct_id,
-                    body=text, headers=json.dumps(dict(headers or {}))))
-                if event.is_status and event.reference.supr_nid and event.status:
-                    self._advance(conn, event)
-            for name in handlers:
-                exists = conn.execute(select(runs.c.status).where(
-                    runs.c.event_id == event.event_id, runs.c.handler == name)).first()
-                if exists is None:
-                    conn.execute(insert(runs).values(event_id=event.event_id, handler=name, status=PENDING,
-                                                     attempts=0, updated_at=now))
-
-    def _advance(self, conn: Any, event: Event) -> None:
-        nid, status = event.reference.supr_nid, event.status
-        conn.execute(insert(timeline).values(supr_nid=nid, event_id=event.event_id, status=status,
-                                             status_at=event.timestamp, recorded_at=_now()))
-        rank = STATUS_RANK.get(status)
-        if rank is None:
-            return  # recorded in the history, but an unknown word never moves the current status
-        row = conn.execute(select(notifications.c.rank).where(notifications.c.supr_nid == nid)).first()
-        if row is None:
-            conn.execute(insert(notifications).values(supr_nid=nid, current_status=status, rank=rank,
-                                                      updated_at=_now()))
-        elif rank > row.rank and row.rank < STATUS_RANK["failed"]:
-            conn.execute(update(notifications).where(notifications.c.supr_nid == nid).values(
-                current_status=status, rank=rank, updated_at=_now()))
+        nid = event.reference.supr_nid
+        pending = [{"event_id": event.event_id, "handler": name, "status": PENDING, "attempts": 0, "updated_at": now}
+                   for name in handlers]
+        with self._writing() as conn:
+            new = conn.execute(self._insert_event, {
+                "event_id": event.event_id, "received_at": received, "event_type": event.event_type,
+                "channel": event.channel, "status": event.status, "supr_nid": nid, "distinct_id": event.distinct_id,
+                "body": text, "headers": json.dumps(dict(headers or {}))}).rowcount
+            if new and event.is_status and nid and event.status:
+                conn.execute(self._insert_timeline, {"supr_nid": nid, "event_id": event.event_id,
+                                                     "status": event.status, "status_at": event.timestamp,
+                                                     "recorded_at": received})
+                rank = STATUS_RANK.get(event.status)
+                if rank is not None:  # an unknown word is kept in the history but never moves the status
+                    conn.execute(self._advance_status, {"supr_nid": nid, "current_status": event.status,
+                                                        "rank": rank, "updated_at": received})
+            if pending:
+                conn.execute(self._insert_run, pending)
 
     # -- worker side ---------------------------------------------------------------------------
     def begin_run(self, event_id: str, handler: str, lease: float) -> int:
         """Claim a run: its attempt number (pass it to finish_run), or 0 when it already succeeded
         (skip). RunInProgress: a live lease elsewhere."""
         now = time.time()
-        with self.engine.begin() as conn:
-            claimed = conn.execute(update(runs).where(
-                runs.c.event_id == event_id, runs.c.handler == handler,
-                or_(runs.c.status.in_((PENDING, FAILED)),
-                    and_(runs.c.status == RUNNING, runs.c.lease_until < now)),
-            ).values(status=RUNNING, lease_until=now + lease, attempts=runs.c.attempts + 1, updated_at=now)).rowcount
-            row = conn.execute(select(runs.c.status, runs.c.attempts).where(runs.c.event_id == event_id,
-                                                                            runs.c.handler == handler)).first()
-            if claimed:
-                return int(row.attempts)
+        key = {"k_event": event_id, "k_handler": handler}
+        with self._writing() as conn:
+            claimed = conn.execute(self._claim_run, {**key, "k_now": now, "k_lease": now + lease}).first()
+            if claimed is not None:
+                return int(claimed.attempts)
+            row = conn.execute(self._run_status, key).first()
             if row is None:  # a run the receiver did not log (replayed from elsewhere, or an older version)
-                conn.execute(insert(runs).values(event_id=event_id, handler=handler, status=RUNNING, attempts=1,
-                                                 lease_until=now + lease, updated_at=now))
+                conn.execute(self._insert_run, {"event_id": event_id, "handler": handler, "status": RUNNING,
+                                                "attempts": 1, "lease_until": now + lease, "updated_at": now})
                 return 1
         if row.status in DONE or row.status == DEAD:  # dead: only `suprhook replay` runs it again
             return 0
@@ -175,13 +205,13 @@ class EventStore:
                    attempt: int | None = None) -> bool:
         """Record an outcome. With `attempt`, only if no later attempt took the run over (a worker that
         outlived its lease must not overwrite its successor's outcome); False when it was taken over."""
-        where = [runs.c.event_id == event_id, runs.c.handler == handler]
+        params = {"k_event": event_id, "k_handler": handler, "k_status": status,
+                  "k_error": error[:2000] if error else None, "k_now": time.time()}
+        statement = self._finish
         if attempt is not None:
-            where.append(runs.c.attempts == attempt)
-        with self.engine.begin() as conn:
-            return bool(conn.execute(update(runs).where(*where).values(
-                status=status, error=error[:2000] if error else None, lease_until=None,
-                updated_at=time.time())).rowcount)
+            statement, params["k_attempt"] = self._finish_attempt, attempt
+        with self._writing() as conn:
+            return bool(conn.execute(statement, params).rowcount)
 
     def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
                     handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:

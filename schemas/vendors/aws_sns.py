@@ -66,7 +66,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _delivery_log(data: dict[str, Any]) -> Normalized:
-    log = SnsDeliveryLog().load(data)
+    log = SnsDeliveryLog.parse(data)
     notification, delivery = log["notification"], log["delivery"]
     normalized = status_of(STATUS_MAP, log["status"])
     return Normalized(VendorInfo(
@@ -79,7 +79,7 @@ def _delivery_log(data: dict[str, Any]) -> Normalized:
 
 
 def _event(data: dict[str, Any]) -> Normalized:
-    event = SmsEvent().load(data)
+    event = SmsEvent.parse(data)
     word = event.get("messageStatus") or event["eventType"].removeprefix("TEXT_")
     normalized = status_of(STATUS_MAP, word)
     failed = normalized in _FAILED
@@ -93,7 +93,7 @@ def _event(data: dict[str, Any]) -> Normalized:
 
 
 def _inbound(data: dict[str, Any]) -> Normalized:
-    msg = TwoWayInbound().load(data)
+    msg = TwoWayInbound.parse(data)
     parts = InboundParts(type=T.TEXT, text=msg.get("messageBody"), reply_to=msg.get("previousPublishedMessageId"),
                          from_=msg["originationNumber"], to=msg.get("destinationNumber"))
     return Normalized(VendorInfo(

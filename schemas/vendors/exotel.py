@@ -73,7 +73,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _sms_status(data: dict[str, Any]) -> Normalized:
-    dlr = SmsStatusCallback().load(data)
+    dlr = SmsStatusCallback.parse(data)
     normalized = status_of(STATUS_MAP, dlr["Status"])
     if dlr.get("DetailedStatusCode") == DELIVERED_TO_HANDSET:
         normalized = S.DELIVERED
@@ -88,7 +88,7 @@ def _sms_status(data: dict[str, Any]) -> Normalized:
 
 def _whatsapp_status(data: dict[str, Any]) -> Normalized:
     body = data["data"]
-    dlr = WhatsAppStatus().load(body)
+    dlr = WhatsAppStatus.parse(body)
     return Normalized(VendorInfo(
         name="exotel", message_id=dlr["message_sid"], status=dlr["status"],
         normalized_status=status_of(STATUS_MAP, dlr["status"]),
@@ -99,7 +99,7 @@ def _whatsapp_status(data: dict[str, Any]) -> Normalized:
 
 def _whatsapp_inbound(data: dict[str, Any]) -> Normalized:
     body = data["message"]
-    msg = WhatsAppInbound().load(body)
+    msg = WhatsAppInbound.parse(body)
     sender = _s(body.get("from"))
     kind = T.parse(msg["type"])
     obj = as_dict(body.get(msg["type"]))

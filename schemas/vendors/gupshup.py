@@ -71,7 +71,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _enterprise_status(data: dict[str, Any]) -> Normalized:
-    dlr = EnterpriseDLR().load(one(data["response"]))
+    dlr = EnterpriseDLR.parse(one(data["response"]))
     ok = dlr.get("errorCode") in (None, "", "000", "0")
     return Normalized(VendorInfo(
         name="gupshup", message_id=dlr.get("externalId"), status=dlr["eventType"],
@@ -83,7 +83,7 @@ def _enterprise_status(data: dict[str, Any]) -> Normalized:
 
 
 def _enterprise_inbound(data: dict[str, Any]) -> Normalized:
-    msg = EnterpriseInbound().load(data)
+    msg = EnterpriseInbound.parse(data)
     kind = T.parse(msg.get("type"))
     button = _json_obj(data.get("button"))
     interactive = _json_obj(data.get("interactive"))
@@ -107,7 +107,7 @@ def _enterprise_inbound(data: dict[str, Any]) -> Normalized:
 
 
 def _v2(data: dict[str, Any]) -> Normalized:
-    env = V2Envelope().load(data)
+    env = V2Envelope.parse(data)
     body = env["payload"]
     inner = as_dict(body.get("payload"))
     if env["type"] == "message-event":

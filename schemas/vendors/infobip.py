@@ -78,14 +78,14 @@ class Inbound(Open):
 
 
 def normalize(raw: Any, event_type: str) -> Normalized:
-    item = one(Envelope().load(as_dict(raw))["results"])
+    item = one(Envelope.parse(as_dict(raw))["results"])
     if "receivedAt" in item or "message" in item:
         return _inbound(item)
     return _report(item)
 
 
 def _report(item: dict[str, Any]) -> Normalized:
-    dlr = Report().load(item)
+    dlr = Report.parse(item)
     word = dlr["status"]["groupName"]
     error = dlr.get("error") or {}
     ok = error.get("id") in (None, "", "0") or error.get("name") == "NO_ERROR"
@@ -99,7 +99,7 @@ def _report(item: dict[str, Any]) -> Normalized:
 
 
 def _inbound(item: dict[str, Any]) -> Normalized:
-    mo = Inbound().load(item)
+    mo = Inbound.parse(item)
     msg = mo.get("message") or {"type": "TEXT", "text": mo.get("text")}
     kind = KINDS.get(msg["type"].upper()) or T.parse(msg["type"])
     is_button = kind in (T.BUTTON, T.INTERACTIVE)

@@ -60,7 +60,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
     data = as_dict(raw)
     if "meta_object" not in data:
         return _profile_incoming(data)
-    value = MetaObject().load(as_dict(data["meta_object"]))["value"]
+    value = MetaObject.parse(as_dict(data["meta_object"]))["value"]
     extra = as_dict(data.get("extra_info"))
     business = _s(as_dict(value.get("metadata")).get("display_phone_number"))
     if "statuses" in value:
@@ -69,7 +69,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _v2_status(data: dict[str, Any], item: dict[str, Any], extra: dict[str, Any], business: str | None) -> Normalized:
-    st = MetaStatus().load(item)
+    st = MetaStatus.parse(item)
     error = one(item.get("errors"))
     return Normalized(VendorInfo(
         name="kaleyra", message_id=_s(first(data.get("message_id"), extra.get("message_id"), st.get("id"))),
@@ -82,7 +82,7 @@ def _v2_status(data: dict[str, Any], item: dict[str, Any], extra: dict[str, Any]
 
 
 def _v2_message(value: dict[str, Any], item: dict[str, Any], extra: dict[str, Any], business: str | None) -> Normalized:
-    msg = MetaMessage().load(item)
+    msg = MetaMessage.parse(item)
     kind = T.parse(msg["type"])
     button = as_dict(item.get("button"))
     interactive = as_dict(item.get("interactive"))
@@ -107,7 +107,7 @@ def _v2_message(value: dict[str, Any], item: dict[str, Any], extra: dict[str, An
 
 
 def _profile_incoming(data: dict[str, Any]) -> Normalized:
-    msg = ProfileIncoming().load(data)
+    msg = ProfileIncoming.parse(data)
     kind = T.parse(msg["type"])
     parts = InboundParts(
         type=kind, text=msg.get("body") if kind is T.TEXT else None,

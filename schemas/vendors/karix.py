@@ -47,7 +47,7 @@ class KarixMessage(Open):
 
 
 def normalize(raw: Any, event_type: str) -> Normalized:
-    msg = KarixMessage().load(as_dict(raw))
+    msg = KarixMessage.parse(as_dict(raw))
     if msg.get("direction") == "inbound":
         return _inbound(msg)
     error = msg.get("error") or {}

@@ -76,7 +76,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _sms_status(data: dict[str, Any]) -> Normalized:
-    report = SmsStatusReport().load(data)
+    report = SmsStatusReport.parse(data)
     normalized = status_of(STATUS_MAP, report["status"])
     failed = normalized in _FAILED
     return Normalized(VendorInfo(
@@ -88,8 +88,8 @@ def _sms_status(data: dict[str, Any]) -> Normalized:
 
 
 def _conversations(data: dict[str, Any]) -> Normalized:
-    hook = ConversationsWebhook().load(data)
-    msg = ConversationsMessage().load(hook["message"])
+    hook = ConversationsWebhook.parse(data)
+    msg = ConversationsMessage.parse(hook["message"])
     if msg.get("direction") != "received":
         normalized = status_of(STATUS_MAP, msg.get("status"))
         error = as_dict(hook["message"].get("error")) if normalized in _FAILED else {}
@@ -127,7 +127,7 @@ def _identifier(party: Any) -> str | None:
 
 
 def _channels(data: dict[str, Any]) -> Normalized:
-    hook = ChannelsEvent().load(data)
+    hook = ChannelsEvent.parse(data)
     msg = hook["payload"]
     if not hook["event"].endswith(".inbound"):
         normalized = status_of(STATUS_MAP, msg.get("status"))

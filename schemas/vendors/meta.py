@@ -63,9 +63,9 @@ def _s(value: Any) -> str | None:
 def _value(data: Any) -> dict[str, Any]:
     """The `value` of the first change of the first entry (or a bare `value` object)."""
     if isinstance(data, dict) and "entry" not in data and ("statuses" in data or "messages" in data):
-        return Value().load(data)
-    entry = one(Envelope().load(data)["entry"])
-    return Value().load(Change().load(one(entry.get("changes")))["value"])
+        return Value.parse(data)
+    entry = one(Envelope.parse(data)["entry"])
+    return Value.parse(Change.parse(one(entry.get("changes")))["value"])
 
 
 def normalize(raw: Any, event_type: str) -> Normalized:
@@ -79,7 +79,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _status(value: dict[str, Any], meta: dict[str, Any], raw: dict[str, Any]) -> Normalized:
-    st = Status().load(one(value["statuses"]))
+    st = Status.parse(one(value["statuses"]))
     err = one(st.get("errors"))
     return Normalized(VendorInfo(
         name="meta", message_id=st["id"], status=st["status"],
@@ -91,7 +91,7 @@ def _status(value: dict[str, Any], meta: dict[str, Any], raw: dict[str, Any]) ->
 
 
 def _inbound(value: dict[str, Any], meta: dict[str, Any], raw: dict[str, Any]) -> Normalized:
-    msg = Message().load(one(value["messages"]))
+    msg = Message.parse(one(value["messages"]))
     body = one(value["messages"])
     kind = T.parse(msg["type"])
     button = as_dict(body.get("button"))

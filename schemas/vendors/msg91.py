@@ -53,14 +53,14 @@ class V4Item(Open):
 
 def normalize(raw: Any, event_type: str) -> Normalized:
     if isinstance(raw, list):
-        return _v4(V4Event().load(one(raw)))
+        return _v4(V4Event.parse(one(raw)))
     data = as_dict(raw)
     if "data" in data:  # v2: the form field `data` holds a JSON string
-        request = Request().load(one(json.loads(data["data"]) if isinstance(data["data"], str) else data["data"]))
-        report = Report().load({"requestId": request["requestId"], "senderId": request.get("senderId"),
+        request = Request.parse(one(json.loads(data["data"]) if isinstance(data["data"], str) else data["data"]))
+        report = Report.parse({"requestId": request["requestId"], "senderId": request.get("senderId"),
                                 **one(request["report"])})
     else:  # v3
-        report = Report().load(data)
+        report = Report.parse(data)
     return _report(report)
 
 
@@ -77,7 +77,7 @@ def _report(r: dict[str, Any]) -> Normalized:
 
 
 def _v4(event: dict[str, Any]) -> Normalized:
-    item = V4Item().load(one(event["data"]))
+    item = V4Item.parse(one(event["data"]))
     normalized = status_of(STATUS_MAP, event["event"])
     failed = normalized is S.FAILED
     return Normalized(VendorInfo(

@@ -48,7 +48,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _status(item: dict[str, Any], data: dict[str, Any]) -> Normalized:
-    dlr = DeliveryStatus().load(item)
+    dlr = DeliveryStatus.parse(item)
     normalized = status_of(STATUS_MAP, dlr["status"])
     failed = normalized in (S.FAILED, S.UNDELIVERED)
     return Normalized(VendorInfo(
@@ -60,7 +60,7 @@ def _status(item: dict[str, Any], data: dict[str, Any]) -> Normalized:
 
 
 def _incoming(item: dict[str, Any]) -> Normalized:
-    msg = IncomingMessage().load(item)
+    msg = IncomingMessage.parse(item)
     kind = T.parse(msg["message_type"])
     body = as_dict(item.get(f"{msg['message_type'].lower()}_type"))  # text_type, image_type, ...
     context = as_dict(msg.get("context"))

@@ -61,7 +61,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _status(data: dict[str, Any]) -> Normalized:
-    cb = StatusCallback().load(data)
+    cb = StatusCallback.parse(data)
     word = cb["Status"]
     normalized = status_of(STATUS_MAP, word)
     code = cb.get("ErrorCode") if normalized in (S.FAILED, S.UNDELIVERED) else None
@@ -77,7 +77,7 @@ def _status(data: dict[str, Any]) -> Normalized:
 
 
 def _inbound(data: dict[str, Any]) -> Normalized:
-    msg = InboundMessage().load(data)
+    msg = InboundMessage.parse(data)
     url = msg.get("Media1")
     is_media = msg.get("ContentType") == "media" or bool(url)
     content = msg.get("ContentType") or "text"

@@ -69,7 +69,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
         return _sms_status(data)
     if kind in ("mo_text", "mo_binary", "mo_media"):
         return _sms_inbound(data)
-    event = ConversationEvent().load(data)
+    event = ConversationEvent.parse(data)
     if event["message_delivery_report"] is not None:
         return _conversation_status(event, data)
     if event["message"] is not None and "contact_message" in event["message"]:
@@ -78,7 +78,7 @@ def normalize(raw: Any, event_type: str) -> Normalized:
 
 
 def _sms_status(data: dict[str, Any]) -> Normalized:
-    dlr = SmsDeliveryReport().load(data)
+    dlr = SmsDeliveryReport.parse(data)
     normalized = status_of(STATUS_MAP, dlr["status"])
     failed = normalized in _FAILED
     return Normalized(VendorInfo(
@@ -92,7 +92,7 @@ def _sms_status(data: dict[str, Any]) -> Normalized:
 
 
 def _sms_inbound(data: dict[str, Any]) -> Normalized:
-    msg = SmsInbound().load(data)
+    msg = SmsInbound.parse(data)
     body, kind, found = msg.get("body"), T.TEXT, None
     if isinstance(body, dict):  # mo_media: {subject, message, media: [{url, contentType, status, code}]}
         item = as_dict((body.get("media") or [None])[0])

@@ -69,7 +69,7 @@ def _address(value: str | None) -> str | None:
 
 
 def normalize(raw: Any, event_type: str) -> Normalized:
-    cb = Callback().load(raw)
+    cb = Callback.parse(raw)
     sid = first(cb.get("MessageSid"), cb.get("SmsSid"))
     word = first(cb.get("MessageStatus"), cb.get("SmsStatus"))
     if event_type == "inbound_message" or (not cb.get("MessageStatus") and word in _INBOUND_WORDS):

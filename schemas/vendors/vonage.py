@@ -74,9 +74,9 @@ def _s(value: Any) -> str | None:
 def normalize(raw: Any, event_type: str) -> Normalized:
     data = as_dict(raw)
     if "messageId" in data and "message_uuid" not in data:
-        sms = SmsCallback().load(data)
+        sms = SmsCallback.parse(data)
         return _sms_dlr(sms, data) if sms.get("status") else _sms_inbound(sms, data)
-    msg = MessagesCallback().load(raw)
+    msg = MessagesCallback.parse(raw)
     if msg.get("status") and (event_type != "inbound_message" or not msg.get("message_type")):
         return _status(msg, data)
     return _inbound(msg, data)
