@@ -7,20 +7,25 @@ run that already succeeded is skipped, and one whose lease is live elsewhere wai
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import random
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam,
                         create_engine, event as sa_event, or_, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from schemas import Event
 
@@ -95,6 +100,69 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
+class WriterLock:
+    """Serializes the event log's writers on one host: a thread lock inside a process, an flock on
+    `<db>.writelock` between processes. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms...
+    between tries, which turned brief overlaps between receivers' and workers' writes into tens of
+    milliseconds of latency and, polling, into CPU; the kernel wakes an flock waiter at once."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._per_pid: dict[int, tuple[threading.Lock, int | None]] = {}
+
+    def _lock(self) -> tuple[threading.Lock, int | None]:
+        pid = os.getpid()  # a forked child gets its own: a lock held by another thread at fork stays held
+        held = self._per_pid.get(pid)
+        if held is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600) if self.path else None
+            held = self._per_pid[pid] = (threading.Lock(), fd)
+        return held
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        lock, fd = self._lock()
+        with lock:
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _begin_immediate(dbapi_conn: Any, deadline: float = 30.0) -> None:
+    """Take SQLite's write lock. Writers of this store hold the WriterLock already, so this waits only
+    for other writers of the file (a sweep, replay, the Usermaven outbox): retry every 0.1-2 ms."""
+    give_up, delay = time.monotonic() + deadline, 0.0001
+    while True:
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > give_up:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.002)
+
+
+def _write_engine(url: str) -> Engine:
+    """SQLite writers: the driver's implicit BEGIN off, BEGIN IMMEDIATE with a fine-grained retry."""
+    engine = create_engine(url, connect_args={"timeout": 0, "isolation_level": None})
+
+    @sa_event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        _begin_immediate(conn.connection.dbapi_connection)
+
+    return engine
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -122,10 +190,18 @@ class EventStore:
         if dialect is None:
             raise ValueError(f"SUPRHOOK_STORE_URL: the event log runs on SQLite or PostgreSQL, "
                              f"not {self.engine.dialect.name}")
-        metadata.create_all(self.engine)
-        # SQLite: one writer per process at a time; threads queue on this lock instead of on SQLite's
-        # busy handler, which sleeps in whole milliseconds.
-        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        sqlite_file = self.engine.dialect.name == "sqlite"
+        database = self.engine.url.database if sqlite_file else None
+        self._write_lock = WriterLock(f"{database}.writelock" if database and database != ":memory:" else None) \
+            if sqlite_file else None
+        self._writer = _write_engine(url) if sqlite_file else self.engine
+        # Receivers and workers start together: without the lock, two processes both see no table and
+        # the second CREATE fails ("table suprhook_events already exists"; seen booting gunicorn -w 3).
+        with self._write_lock() if self._write_lock else nullcontext():
+            try:
+                metadata.create_all(self.engine)
+            except DBAPIError:  # PostgreSQL: another host created them between check and CREATE
+                metadata.create_all(self.engine)
         self._insert_event = dialect.insert(events).on_conflict_do_nothing()
         self._insert_run = dialect.insert(runs).on_conflict_do_nothing()
         self._insert_timeline = dialect.insert(timeline).on_conflict_do_nothing()
@@ -153,7 +229,7 @@ class EventStore:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with self._write_lock(), self._writer.begin() as conn:
             yield conn
 
     # -- receiver side -------------------------------------------------------------------------

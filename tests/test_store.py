@@ -121,3 +121,26 @@ def test_claim_stale_takes_each_run_once(store):
     store.finish_run(event.event_id, "h1", "succeeded")
     time.sleep(0.2)
     assert store.claim_stale(pending_after=0.1, failed_after=10) == [(event.event_id, "h2")]
+
+
+def _open_store(url: str, barrier) -> None:
+    barrier.wait()
+    EventStore(url)
+
+
+def test_processes_starting_together_create_the_tables_once(tmp_path):
+    """gunicorn -w 3 plus a worker on a fresh data dir: every process creates the store at once.
+    Without the writer lock around create_all, 55 of 80 such processes failed with 'table
+    suprhook_events already exists' (and gunicorn shut down: 'Worker failed to boot')."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path / f'race-{attempt}' / 'events.sqlite3'}"
+        barrier = context.Barrier(4)
+        procs = [context.Process(target=_open_store, args=(url, barrier)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
