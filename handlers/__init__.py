@@ -20,14 +20,18 @@ __all__ = ["ConfigError", "EnqueueError", "Event", "Filters", "Handler", "InFlig
 
 def worker_app(config: dict | None = None, registry: Registry | None = None):
     """The Celery app for `celery -A celery_worker worker`: loads handler modules, binds tasks."""
+    from .worker_metrics import prepare as prepare_observability  # first: before prometheus_client is imported
+    prepare_observability(config)
     from . import embedded
     from .celery_app import create_celery
     from .loader import load_handler_modules
+    from .usermaven import install as install_usermaven
 
     settings = Settings.load(config)
     settings.validate()
     load_handler_modules(settings.handler_modules)
     registry = registry if registry is not None else on
+    usermaven = install_usermaven(registry, settings, config)  # opt-in sink: None unless USERMAVEN_* are set
     app = create_celery(settings, registry, role="worker")
     from celery.signals import worker_ready
 
@@ -39,6 +43,8 @@ def worker_app(config: dict | None = None, registry: Registry | None = None):
             from .store import EventStore
 
             start_sweeper(EventStore(settings.store_url), app, registry, settings)
+        if usermaven is not None:
+            usermaven.start()  # its flusher thread; it flushes again on worker_shutdown
 
     worker_ready.connect(on_ready, weak=False)
     return app

@@ -12,8 +12,10 @@ from celery import Celery
 from schemas import Event
 from schemas.vendors import record_drift
 
+from . import metrics
 from .dedup import DUPLICATE, IN_FLIGHT, DedupStore
 from .errors import EnqueueError, InFlight
+from .jsonlog import correlation_id as current_correlation_id
 from .registry import Registry
 from .settings import Settings
 from .store import EventStore
@@ -29,9 +31,11 @@ class Outcome:
     handlers: tuple[str, ...] = ()
 
 
-def task_message(event_id: str, payload: dict) -> dict:
-    """The one argument of every handler task: the raw payload, so the worker loads it as received."""
-    return {"v": 1, "event_id": event_id, "payload": payload, "received_at": datetime.now(timezone.utc).isoformat()}
+def task_message(event_id: str, payload: dict, correlation_id: str | None = None) -> dict:
+    """The one argument of every handler task: the raw payload, so the worker loads it as received, and the
+    correlation id (default: the current request's) that the worker's log lines for it carry."""
+    return {"v": 1, "event_id": event_id, "payload": payload, "received_at": datetime.now(timezone.utc).isoformat(),
+            "correlation_id": correlation_id or current_correlation_id.get()}
 
 
 def task_id(event_id: str, handler_name: str) -> str:
@@ -68,6 +72,7 @@ class Dispatcher:
             claim = self.dedup.claim(event.event_id)
         except Exception as exc:  # the dedup store is down: the sender retries later
             log.warning("dedup claim failed event_id=%s error=%s", event.event_id, type(exc).__name__)
+            metrics.dedup_errors["claim"].inc()
             raise EnqueueError(str(exc)) from exc
         if claim == DUPLICATE:
             return Outcome("duplicate", event.event_id)
@@ -88,12 +93,15 @@ class Dispatcher:
                 self.dedup.release(event.event_id)
             except Exception:  # the lease then expires by itself (LEASE_SECONDS)
                 log.warning("dedup release failed event_id=%s", event.event_id)
+                metrics.dedup_errors["release"].inc()
             log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
+            metrics.ENQUEUE_ERRORS.inc()
             raise EnqueueError(str(exc)) from exc
         try:
             self.dedup.commit(event.event_id)
         except Exception:  # the tasks are queued: still a 202; a redelivery is caught by run bookkeeping
             log.warning("dedup commit failed event_id=%s; accepted anyway", event.event_id)
+            metrics.dedup_errors["commit"].inc()
         if event.vendor.drift:
             record_drift(event.vendor, event.event_id)
         return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))

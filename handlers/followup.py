@@ -27,6 +27,7 @@ from suprsend.utils import get_apparent_event_size
 
 from schemas import Event
 
+from . import metrics
 from .errors import ConfigError, PermanentError
 from .settings import Settings
 
@@ -126,15 +127,21 @@ class Followup:
                     idempotency_key: str | None = None, tenant_id: str | None = None,
                     brand_id: str | None = None, attachments: Iterable[str] = ()) -> dict[str, Any]:
         """Send one event; returns `{success, status, status_code, message}` (message: SuprSend's id)."""
-        sdk_event = self._build(distinct_id, event_name, properties, idempotency_key, tenant_id, brand_id,
-                                attachments)
+        try:
+            sdk_event = self._build(distinct_id, event_name, properties, idempotency_key, tenant_id, brand_id,
+                                    attachments)
+        except FollowupError:
+            metrics.followups_failed["invalid"].inc()
+            raise
         result = self.client.track_event(sdk_event)
         shaped = {k: result.get(k) for k in ("success", "status", "status_code", "message")}
         if not shaped["success"] and _transient(int(shaped["status_code"] or 500)):
+            metrics.followups_failed["unavailable"].inc()
             raise FollowupUnavailable(f"SuprSend answered {shaped['status_code']}: {shaped['message']}", shaped)
         if not shaped["success"]:
             log.warning("follow-up rejected event=%s key=%s status=%s message=%s", event_name,
                         sdk_event.idempotency_key, shaped["status_code"], shaped["message"])
+        (metrics.FOLLOWUPS_SENT if shaped["success"] else metrics.followups_failed["rejected"]).inc()
         return shaped
 
     def bulk(self, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -144,13 +151,20 @@ class Followup:
         and the records that already succeeded are skipped by SuprSend on their idempotency keys.
         """
         instance = self.client.bulk_events.new_instance()
-        for spec in events:
-            spec = dict(spec)
-            instance.append(self._build(spec.pop("distinct_id"), spec.pop("event_name"),
-                                        spec.pop("properties", None), spec.pop("idempotency_key", None),
-                                        spec.pop("tenant_id", None), spec.pop("brand_id", None),
-                                        spec.pop("attachments", ()), **spec))
+        try:
+            for spec in events:
+                spec = dict(spec)
+                instance.append(self._build(spec.pop("distinct_id"), spec.pop("event_name"),
+                                            spec.pop("properties", None), spec.pop("idempotency_key", None),
+                                            spec.pop("tenant_id", None), spec.pop("brand_id", None),
+                                            spec.pop("attachments", ()), **spec))
+        except FollowupError:
+            metrics.followups_failed["invalid"].inc()
+            raise
         response = instance.trigger()
+        metrics.FOLLOWUPS_SENT.inc(response.success or 0)
+        for record in response.failed_records:
+            metrics.followups_failed["unavailable" if _transient(int(record.get("code") or 500)) else "rejected"].inc()
         result = {"status": response.status, "total": response.total, "success": response.success,
                   "failure": response.failure, "failed_records": response.failed_records,
                   "warnings": response.warnings}

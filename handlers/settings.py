@@ -50,6 +50,12 @@ class Settings:
     run_lease: float = 300.0
     recovery: str = "on"  # the event-log sweep: on (any broker), auto (embedded broker only), off
     recovery_after: float = 120.0
+    log_format: str = "json"  # json | text (default text when env is development)
+    log_level: str = "INFO"
+    log_distinct_id: str = "hash"  # plain | hash | mask, see handlers.jsonlog
+    metrics_token: str = field(default="", repr=False)  # never printed; bearer token for GET /metrics
+    worker_metrics_port: int = 0  # 0 = off; else the worker serves /metrics there
+    worker_metrics_addr: str = "0.0.0.0"
 
     def __repr__(self) -> str:
         """Like the dataclass repr, with secrets left out and passwords in URLs masked."""
@@ -76,8 +82,7 @@ class Settings:
     def load(cls, overrides: Mapping[str, Any] | None = None,
              environ: Mapping[str, str] | None = None) -> "Settings":
         """Read `SUPRHOOK_*` / `CELERY_BROKER_URL`; keys in `overrides` win over the environment."""
-        src: dict[str, Any] = dict(os.environ if environ is None else environ)
-        src.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        src = config_source(overrides, environ)
 
         def get(key: str, default: Any = None) -> Any:
             value = src.get(key)
@@ -134,6 +139,12 @@ class Settings:
             run_lease=num("SUPRHOOK_RUN_LEASE", 300.0, float),
             recovery=str(get("SUPRHOOK_RECOVERY", "on")).lower(),
             recovery_after=num("SUPRHOOK_RECOVERY_AFTER", 120.0, float),
+            log_format=str(get("SUPRHOOK_LOG_FORMAT", "json" if env == "production" else "text")).lower(),
+            log_level=str(get("SUPRHOOK_LOG_LEVEL", "INFO")).upper(),
+            log_distinct_id=str(get("SUPRHOOK_LOG_DISTINCT_ID", "hash")).lower(),
+            metrics_token=str(get("SUPRHOOK_METRICS_TOKEN", "")),
+            worker_metrics_port=num("SUPRHOOK_WORKER_METRICS_PORT", 0, int),
+            worker_metrics_addr=str(get("SUPRHOOK_WORKER_METRICS_ADDR", "0.0.0.0")),
         )
 
     def require_auth(self) -> None:
@@ -155,6 +166,15 @@ class Settings:
                 "SUPRHOOK_VISIBILITY_TIMEOUT must exceed SUPRHOOK_RETRY_BACKOFF_MAX, or Redis would "
                 "redeliver a task that is only waiting for its retry"
             )
+
+
+def config_source(overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The environment with `overrides` applied (their None values ignored): what `Settings.load` reads,
+    for settings whose names are not fixed (`SUPRHOOK_ENDPOINT_<NAME>_TOKENS`, see `receiver.endpoints`)."""
+    src: dict[str, Any] = dict(os.environ if environ is None else environ)
+    src.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return src
 
 
 def redact_url(value: str) -> str:

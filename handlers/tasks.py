@@ -16,6 +16,8 @@ from schemas import Event, load_event
 from .conversation import Conversation, ConversationStore, Snapshot, conversation_key, open_conversations
 from .errors import PermanentError
 from .followup import Followup
+from .jsonlog import bind_run
+from .metrics import handler_run
 from .registry import Filters, Handler, Registry
 from .settings import Settings
 from .store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, Timeline
@@ -80,14 +82,16 @@ def _call(handler: Handler, event: Event, matched: Filters | None, context: dict
 def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
     def run(task: Task, message: dict[str, Any]) -> None:
         event_id = message.get("event_id")
+        bind_run(message.get("correlation_id"), event_id, handler.name)
         try:
             event = load_event(message["payload"], event_id=event_id)
         except (KeyError, ValidationError) as exc:
+            handler_run(handler.name, "dead", task.request.retries, event_id=event_id, error=exc)
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
         store = event_store(settings)
         attempt = store.begin_run(event.event_id, handler.name, settings.run_lease)
         if not attempt:
-            log.info("handler already succeeded handler=%s event_id=%s: skipped", handler.name, event_id)
+            handler_run(handler.name, "duplicate", task.request.retries, event)  # it already succeeded (or is dead)
             return
         event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
         started = time.perf_counter()
@@ -97,12 +101,14 @@ def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
             final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
             store.finish_run(event.event_id, handler.name, DEAD if final else FAILED, f"{type(exc).__name__}: {exc}",
                              attempt=attempt)
+            handler_run(handler.name, "dead" if final else "failed", task.request.retries, event,
+                        time.perf_counter() - started, exc)
             raise
         if not store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED, attempt=attempt):
             log.warning("handler run outlived its lease handler=%s event_id=%s: another attempt owns it "
                         "(raise SUPRHOOK_RUN_LEASE above your slowest handler)", handler.name, event_id)
-        log.info("handler %s handler=%s event_id=%s attempt=%d ms=%.1f", "ok" if ran else "skipped (state)",
-                 handler.name, event_id, task.request.retries, (time.perf_counter() - started) * 1000)
+        handler_run(handler.name, "succeeded" if ran else "skipped", task.request.retries, event,
+                    time.perf_counter() - started)
 
     run.__name__ = run.__qualname__ = handler.name.replace(".", "_").replace(":", "_").replace("-", "_")
     return app.task(

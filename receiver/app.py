@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from handlers import Registry
+from handlers.jsonlog import setup_logging
 
 from .blueprint import init_app
+from .endpoints import Endpoint
 
 log = logging.getLogger("suprhook.receiver")
 
 
-def create_app(config: Mapping[str, Any] | None = None, *, registry: Registry | None = None) -> Flask:
-    """Build the receiver. `config` keys are the environment variable names and win over them."""
+def create_app(config: Mapping[str, Any] | None = None, *, registry: Registry | None = None,
+               endpoints: Iterable[Endpoint] = ()) -> Flask:
+    """Build the receiver. `config` keys are the environment variable names and win over them;
+    `endpoints` are named endpoints declared in code (see `receiver.endpoints`), besides SUPRHOOK_ENDPOINTS."""
     app = Flask("suprhook")
-    init_app(app, config, registry=registry)
+    setup_logging(init_app(app, config, registry=registry, endpoints=endpoints).settings)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

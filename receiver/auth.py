@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import hmac
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from handlers import Settings
 
 
-def check_token(settings: Settings, headers: Mapping[str, str]) -> str | None:
-    """None when the request is authenticated, else what is wrong (never echoing the token)."""
-    if not settings.auth_tokens:
+def check_token(settings: Settings, headers: Mapping[str, str], tokens: Sequence[str] | None = None) -> str | None:
+    """None when the request is authenticated, else what is wrong (never echoing the token).
+
+    `tokens`: the accepted tokens of the endpoint posted to (`receiver.endpoints`); None means
+    ``SUPRHOOK_AUTH_TOKENS``. The header is always ``SUPRHOOK_AUTH_HEADER``.
+    """
+    accepted_tokens = settings.auth_tokens if tokens is None else tokens
+    if not accepted_tokens:
         return None
     header = settings.auth_header
     value = headers.get(header)
@@ -24,6 +29,6 @@ def check_token(settings: Settings, headers: Mapping[str, str]) -> str | None:
     presented = token.encode("utf-8", "surrogateescape")
     # Compare against every configured token, without stopping early: constant time per token.
     matched = False
-    for accepted in settings.auth_tokens:
+    for accepted in accepted_tokens:
         matched |= hmac.compare_digest(presented, accepted.encode("utf-8"))
     return None if matched else "invalid token"

@@ -5,14 +5,15 @@ The request body is `schemas.EnvelopeSchema` and its nested schemas, converted b
 `MarshmallowPlugin`; the custom fields (`MillisTimestamp`, `Identifier`, `JSONObject`, `TextBody`,
 the vendors' `Text`) are mapped to the JSON types they accept. Every schema with ``unknown = INCLUDE``
 allows additional properties, as the receiver keeps fields SuprSend adds. The responses are written
-out by hand from `receiver.blueprint` and `receiver.security`: one schema per body shape.
+out by hand from `receiver.blueprint` and `receiver.security`: one schema per body shape. Each named
+endpoint (`receiver.endpoints`) is a path of its own, with what it accepts and its 422.
 """
 from __future__ import annotations
 
 import copy
 import functools
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -25,11 +26,14 @@ from schemas.model import INBOUND_MESSAGE, STATUS
 from schemas.vendors.base import Text
 
 from .body import MAX_DEPTH
+from .endpoints import Endpoint
 from .security import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 OPENAPI_VERSION = "3.1.0"
 WEBHOOK_PATH = "/webhooks/suprsend"
 EVENT_ID_PATTERN = "^evt_[0-9a-f]{32}$"
+# What the document says of each named endpoint: (name, path, event types or None, channels or None).
+EndpointKey = tuple[tuple[str, str, "tuple[str, ...] | None", "tuple[str, ...] | None"], ...]
 # Digit strings of up to 14 digits are always within MillisTimestamp's range (<= 253402300799999).
 _MILLIS_STRING_PATTERN = "^[0-9]{1,14}$"
 
@@ -63,7 +67,7 @@ def _custom_fields(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs
     return {}
 
 
-def _spec() -> APISpec:
+def _spec(endpoints: EndpointKey = ()) -> APISpec:
     ma_plugin = MarshmallowPlugin()
     spec = APISpec(
         title="suprhook",
@@ -87,6 +91,8 @@ def _spec() -> APISpec:
     spec.components.schema("Envelope", schema=EnvelopeSchema)
 
     spec.path(path=WEBHOOK_PATH, operations={"post": _webhook_operation()})
+    for name, path, event_types, channels in endpoints:
+        spec.path(path=path, operations={"post": _endpoint_operation(name, event_types, channels)})
     spec.path(path="/healthz", operations={"get": {
         "operationId": "healthz",
         "summary": "Liveness: answers while the process is alive.",
@@ -258,6 +264,42 @@ def _webhook_operation() -> dict[str, Any]:
     }
 
 
+def _accepts(event_types: tuple[str, ...] | None, channels: tuple[str, ...] | None) -> str:
+    parts = [f"{key} {' or '.join(f'`{v}`' for v in values)}" for key, values in
+             (("event_type", event_types), ("channel", channels)) if values is not None]
+    return " on ".join(parts) or "every event"
+
+
+def _endpoint_operation(name: str, event_types: tuple[str, ...] | None,
+                        channels: tuple[str, ...] | None) -> dict[str, Any]:
+    """A named endpoint: the same pipeline as the default one, plus the check of what it accepts (422)."""
+    operation = _webhook_operation()
+    accepts = _accepts(event_types, channels)
+    operation["operationId"] = f"receiveWebhook_{name}"
+    operation["summary"] = f"Receive SuprSend outbound webhooks of {accepts} (endpoint `{name}`)."
+    operation["description"] = (
+        f"Endpoint `{name}` accepts {accepts}. Its token comes from SUPRHOOK_ENDPOINT_{name.upper()}_TOKENS and "
+        f"its signing secret from SUPRHOOK_ENDPOINT_{name.upper()}_SIGNING_SECRET (or the endpoint's declaration "
+        "in code), else from SUPRHOOK_AUTH_TOKENS / SUPRHOOK_SIGNING_SECRET. "
+        + operation["description"].replace("-> enqueue", "-> the event type and channel this endpoint accepts (422) "
+                                                         "-> enqueue"))
+    operation["x-suprhook-endpoint"] = {"name": name, "event_type": None if event_types is None else list(event_types),
+                                        "channel": None if channels is None else list(channels)}
+    examples = {key: example for key, example in _EXAMPLES.items()
+                if (event_types is None or example["value"]["event_type"] in event_types)
+                and (channels is None or example["value"]["channel"] in channels)}
+    content = operation["requestBody"]["content"]["application/json"]
+    if examples:
+        content["examples"] = examples
+    else:
+        del content["examples"]
+    operation["responses"]["422"] = _json(
+        f"A valid webhook of an event type or channel this endpoint does not accept ({accepts}): SuprSend's "
+        "webhook for it points at the wrong URL. `errors` names the field (`event_type`, `channel`), this "
+        "endpoint, what it accepts and the endpoint that would take it; nothing was enqueued.", "Rejected")
+    return operation
+
+
 # --------------------------------------------------------------------------------------------------
 # The document
 
@@ -276,20 +318,29 @@ def _envelope_rules(doc: dict[str, Any]) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _build(url_prefix: str) -> dict[str, Any]:
-    doc = _spec().to_dict()
+def _build(url_prefix: str, endpoints: EndpointKey = ()) -> dict[str, Any]:
+    doc = _spec(endpoints).to_dict()
     _envelope_rules(doc)
     if url_prefix:
         doc["servers"] = [{"url": url_prefix}]
     return doc
 
 
-def openapi_document(url_prefix: str = "") -> dict[str, Any]:
-    """The OpenAPI document (a fresh copy of the cached one); `url_prefix` where the blueprint is mounted."""
-    return copy.deepcopy(_build(url_prefix.rstrip("/")))
+def _key(endpoints: Iterable[Endpoint]) -> EndpointKey:
+    return tuple(endpoint.doc_key() for endpoint in endpoints)
+
+
+def openapi_document(url_prefix: str = "", endpoints: Iterable[Endpoint] = ()) -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy of the cached one); `url_prefix` where the blueprint is mounted,
+    `endpoints` the named endpoints besides the default one."""
+    return copy.deepcopy(_build(url_prefix.rstrip("/"), _key(endpoints)))
+
+
+def openapi_json(url_prefix: str = "", endpoints: Iterable[Endpoint] = ()) -> bytes:
+    """The document serialized once per prefix and set of endpoints, as ``GET /openapi.json`` serves it."""
+    return _serialized(url_prefix.rstrip("/"), _key(endpoints))
 
 
 @functools.lru_cache(maxsize=None)
-def openapi_json(url_prefix: str = "") -> bytes:
-    """The document serialized once, as ``GET /openapi.json`` serves it."""
-    return json.dumps(_build(url_prefix.rstrip("/")), indent=1, ensure_ascii=False).encode("utf-8")
+def _serialized(url_prefix: str, endpoints: EndpointKey) -> bytes:
+    return json.dumps(_build(url_prefix, endpoints), indent=1, ensure_ascii=False).encode("utf-8")

@@ -46,7 +46,7 @@ class Rejection:
 
     code: int
     errors: dict[str, list[str]]
-    reason: str  # a short word for the log line: ip, rate_limit, signature
+    reason: str  # a short word for the log line and the rejected metric: ip, rate_limited, signature
     headers: dict[str, str] = field(default_factory=dict)
     status: str = "rejected"
 
@@ -304,20 +304,21 @@ class SignatureVerifier:
     Several secrets (rotation): a request is accepted when any of them produced a ``v1`` signature.
     """
 
-    def __init__(self, secrets: Iterable[str], tolerance: int, *, clock: Clock = time.time) -> None:
+    def __init__(self, secrets: Iterable[str], tolerance: int, *, clock: Clock = time.time,
+                 setting: str = "SUPRHOOK_SIGNING_SECRET") -> None:
         hooks: list[Webhook] = []
         for index, secret in enumerate(secrets, 1):
             raw = secret.strip()
             raw = raw[len("whsec_"):] if raw.startswith("whsec_") else raw
-            # The secret itself is never part of the message.
+            # The secret itself is never part of the message; `setting` names where it came from.
             if not _SECRET_RE.match(raw):
-                raise ConfigError(f"SUPRHOOK_SIGNING_SECRET: secret #{index} is not 'whsec_' + base64")
+                raise ConfigError(f"{setting}: secret #{index} is not 'whsec_' + base64")
             try:
                 hooks.append(Webhook(raw))
             except Exception:  # binascii.Error, EmptyWebhookSecretError
-                raise ConfigError(f"SUPRHOOK_SIGNING_SECRET: secret #{index} is not 'whsec_' + base64") from None
+                raise ConfigError(f"{setting}: secret #{index} is not 'whsec_' + base64") from None
         if not hooks:
-            raise ConfigError("SUPRHOOK_SIGNING_SECRET is empty")
+            raise ConfigError(f"{setting} is empty")
         if tolerance < 1:
             raise ConfigError("SUPRHOOK_SIGNATURE_TOLERANCE must be at least 1 second")
         self._hooks = tuple(hooks)
@@ -378,6 +379,17 @@ class SignatureVerifier:
         return f"SignatureVerifier({len(self._hooks)} secrets, tolerance={self.tolerance} s)"
 
 
+def check_signature(verifier: SignatureVerifier | None, body: bytes, headers: Mapping[str, str]) -> Rejection | None:
+    """`verifier`'s verdict on a request as a `Rejection` (401), or None (verified, or no secrets configured)."""
+    if verifier is None:
+        return None
+    try:
+        verifier.verify(body, headers)
+    except SignatureError as exc:
+        return Rejection(401, exc.errors, "signature")
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Everything together
 
@@ -412,17 +424,11 @@ class RequestGuard:
             if not decision.allowed:
                 seconds = decision.retry_after_header
                 return Rejection(429, {"$": [f"too many requests from this source; retry after {seconds} s"]},
-                                 "rate_limit", {"Retry-After": seconds}, status="rate_limited")
+                                 "rate_limited", {"Retry-After": seconds}, status="rate_limited")
         return None
 
     def verify_signature(self, body: bytes, headers: Mapping[str, str]) -> Rejection | None:
-        if self.verifier is None:
-            return None
-        try:
-            self.verifier.verify(body, headers)
-        except SignatureError as exc:
-            return Rejection(401, exc.errors, "signature")
-        return None
+        return check_signature(self.verifier, body, headers)
 
     def __repr__(self) -> str:
         return (f"RequestGuard(allowlist={self.allowlist!r}, limiter={self.limiter!r}, "
