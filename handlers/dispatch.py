@@ -1,4 +1,4 @@
-"""Accepting an event: dedup claim -> one task per matching handler -> commit. Used by the receiver."""
+"""Accepting an event: log it, then dedup and enqueue one task per matching handler. Used by the receiver."""
 from __future__ import annotations
 
 import logging
@@ -13,10 +13,11 @@ from schemas import Event
 from schemas.vendors import record_drift
 
 from . import metrics
-from .dedup import DUPLICATE, IN_FLIGHT, DedupStore
+from .dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup
 from .errors import EnqueueError, InFlight
 from .jsonlog import correlation_id as current_correlation_id
-from .registry import Registry
+from .redis_fastpath import RedisFastPath, same_redis
+from .registry import Handler, Registry
 from .settings import Settings
 from .store import EventStore
 
@@ -65,9 +66,48 @@ class Dispatcher:
     def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore,
                  store: EventStore) -> None:
         self.settings, self.registry, self.celery, self.dedup, self.store = settings, registry, celery, dedup, store
+        self.fastpath: RedisFastPath | None = None
+        if settings.redis_fastpath and isinstance(dedup, RedisDedup) \
+                and same_redis(settings.broker_url, settings.dedup_url):
+            self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl)
 
     def submit(self, event: Event, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> Outcome:
         """Log `event` and enqueue it for every matching handler, exactly once per event id."""
+        handlers = [] if is_echo(event, self.settings.own_numbers) else self.registry.match(event)
+        if self.fastpath is not None:
+            claim = self._submit_atomic(event, handlers, body, headers)
+        else:
+            claim = self._submit_two_phase(event, handlers, body, headers)
+        if claim == DUPLICATE:
+            return Outcome("duplicate", event.event_id)
+        if event.vendor.drift:
+            record_drift(event.vendor, event.event_id)
+        return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))
+
+    def _submit_atomic(self, event: Event, handlers: list[Handler], body: bytes | None,
+                       headers: Mapping[str, str] | None) -> str:
+        """Broker and dedup on one Redis: log, then dedup + enqueue in one atomic round trip."""
+        try:
+            # Logged first (idempotently): a crash before the enqueue leaves pending runs for the sweep.
+            self.store.record_accepted(event, [h.name for h in handlers], body, headers)
+            message = task_message(event.event_id, event.raw)
+            batch = []
+            for handler in handlers:
+                queue = handler.queue or self.settings.default_queue
+                batch.append((queue, self.fastpath.message(handler.task_name, task_id(event.event_id, handler.name),
+                                                           message, queue, event.event_id)))
+            claim = self.fastpath.accept(event.event_id, batch)
+        except Exception as exc:  # Redis or the store is down: nothing was queued, the sender retries
+            log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
+            metrics.ENQUEUE_ERRORS.inc()
+            raise EnqueueError(str(exc)) from exc
+        if claim == IN_FLIGHT:
+            raise InFlight(event.event_id)
+        return claim
+
+    def _submit_two_phase(self, event: Event, handlers: list[Handler], body: bytes | None,
+                          headers: Mapping[str, str] | None) -> str:
+        """Any other broker: dedup claim -> log -> publish -> commit (release on failure)."""
         try:
             claim = self.dedup.claim(event.event_id)
         except Exception as exc:  # the dedup store is down: the sender retries later
@@ -75,11 +115,10 @@ class Dispatcher:
             metrics.dedup_errors["claim"].inc()
             raise EnqueueError(str(exc)) from exc
         if claim == DUPLICATE:
-            return Outcome("duplicate", event.event_id)
+            return claim
         if claim == IN_FLIGHT:
             raise InFlight(event.event_id)
         try:
-            handlers = [] if is_echo(event, self.settings.own_numbers) else self.registry.match(event)
             message = task_message(event.event_id, event.raw)
             # Logged before it is published: a crash between the two leaves pending runs for replay.
             self.store.record_accepted(event, [h.name for h in handlers], body, headers)
@@ -87,6 +126,7 @@ class Dispatcher:
                 self.celery.send_task(
                     handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,
                     task_id=task_id(event.event_id, handler.name),
+                    argsrepr=event.event_id, kwargsrepr="{}",  # not a repr of the whole payload per publish
                 )
         except Exception as exc:  # broker, store or routing failure: the sender must retry, so forget the claim
             try:
@@ -102,9 +142,7 @@ class Dispatcher:
         except Exception:  # the tasks are queued: still a 202; a redelivery is caught by run bookkeeping
             log.warning("dedup commit failed event_id=%s; accepted anyway", event.event_id)
             metrics.dedup_errors["commit"].inc()
-        if event.vendor.drift:
-            record_drift(event.vendor, event.event_id)
-        return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))
+        return claim
 
     def ready(self) -> dict[str, str]:
         """Check the broker, the dedup store and the event log: {"broker": "ok" | "unreachable: …", ...}."""

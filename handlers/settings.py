@@ -50,6 +50,7 @@ class Settings:
     run_lease: float = 300.0
     recovery: str = "on"  # the event-log sweep: on (any broker), auto (embedded broker only), off
     recovery_after: float = 120.0
+    redis_fastpath: bool = True  # dedup + enqueue in one Lua call when broker and dedup share a Redis
     log_format: str = "json"  # json | text (default text when env is development)
     log_level: str = "INFO"
     log_distinct_id: str = "hash"  # plain | hash | mask, see handlers.jsonlog
@@ -139,6 +140,7 @@ class Settings:
             run_lease=num("SUPRHOOK_RUN_LEASE", 300.0, float),
             recovery=str(get("SUPRHOOK_RECOVERY", "on")).lower(),
             recovery_after=num("SUPRHOOK_RECOVERY_AFTER", 120.0, float),
+            redis_fastpath=str(get("SUPRHOOK_REDIS_FASTPATH", "1")).lower() in _TRUE,
             log_format=str(get("SUPRHOOK_LOG_FORMAT", "json" if env == "production" else "text")).lower(),
             log_level=str(get("SUPRHOOK_LOG_LEVEL", "INFO")).upper(),
             log_distinct_id=str(get("SUPRHOOK_LOG_DISTINCT_ID", "hash")).lower(),

@@ -70,10 +70,15 @@ def noop_registry() -> Registry:
     return registry
 
 
-def test_broker_down_then_recovered(tmp_path, private_redis):
+@pytest.mark.parametrize("dedup", ["sqlite", "same-redis"])
+def test_broker_down_then_recovered(tmp_path, private_redis, dedup):
+    """Two-phase (dedup elsewhere) and atomic (dedup in the broker's Redis): a 503 remembers nothing."""
     registry = noop_registry()
-    config = stack_config(tmp_path, f"redis://127.0.0.1:{private_redis.port}/0")
-    client = create_app(config, registry=registry).test_client()
+    url = f"redis://127.0.0.1:{private_redis.port}/0"
+    config = stack_config(tmp_path, url, **({"SUPRHOOK_DEDUP_URL": url} if dedup == "same-redis" else {}))
+    app = create_app(config, registry=registry)
+    assert (app.extensions["suprhook"].dispatcher.fastpath is not None) == (dedup == "same-redis")
+    client = app.test_client()
     payload = make_status()
 
     private_redis.stop()
@@ -93,7 +98,7 @@ def test_broker_down_then_recovered(tmp_path, private_redis):
     assert client.post("/webhooks/suprsend", json=payload).status_code == 200  # now it is one
 
 
-@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+@pytest.mark.parametrize("scheme", ["redis", "redis-atomic", "amqp"])
 def test_hung_broker_is_bounded(tmp_path, scheme):
     """A broker that accepts the connection but never answers must not hold the request."""
     listener = socket.socket()
@@ -112,9 +117,10 @@ def test_hung_broker_is_bounded(tmp_path, scheme):
 
     threading.Thread(target=accept, daemon=True).start()
     port = listener.getsockname()[1]
-    url = f"redis://127.0.0.1:{port}/0" if scheme == "redis" else f"amqp://guest:guest@127.0.0.1:{port}//"
+    url = f"redis://127.0.0.1:{port}/0" if scheme.startswith("redis") else f"amqp://guest:guest@127.0.0.1:{port}//"
+    extra = {"SUPRHOOK_DEDUP_URL": url} if scheme == "redis-atomic" else {}  # the one-round-trip path
     try:
-        client = create_app(stack_config(tmp_path, url), registry=noop_registry()).test_client()
+        client = create_app(stack_config(tmp_path, url, **extra), registry=noop_registry()).test_client()
         started = time.monotonic()
         r = client.post("/webhooks/suprsend", json=make_status())
         elapsed = time.monotonic() - started

@@ -60,7 +60,9 @@ def test_chaos_every_accepted_event_handled_exactly_once(tmp_path):
     broker.start()
     fake = FakeSuprsend().start()
     config = stack_config(
-        tmp_path, f"redis://127.0.0.1:{broker.port}/0", SUPRHOOK_HANDLERS="tests.probe_chaos",
+        # dedup in the broker's Redis, as in production: dedup + enqueue is one atomic Lua call
+        tmp_path, f"redis://127.0.0.1:{broker.port}/0", SUPRHOOK_DEDUP_URL=f"redis://127.0.0.1:{broker.port}/0",
+        SUPRHOOK_HANDLERS="tests.probe_chaos",
         SUPRHOOK_PROBE_DIR=str(tmp_path / "probe"), SUPRSEND_WORKSPACE_KEY=fake.workspace_key,
         SUPRSEND_WORKSPACE_SECRET=fake.workspace_secret, SUPRSEND_BASE_URL=fake.url,
         SUPRHOOK_VISIBILITY_TIMEOUT="8", SUPRHOOK_RETRY_BACKOFF_MAX="4", SUPRHOOK_RUN_LEASE="6",

@@ -23,9 +23,10 @@ def stack(request, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     config = stack_config(data_dir, BROKERS[request.param], SUPRHOOK_HANDLERS="tests.probe_handlers",
                           SUPRHOOK_PROBE_DIR=str(data_dir / "probe"))
-    if request.param == "redis":  # the Redis stack also dedups in Redis (SUPRHOOK_DEDUP_URL)
-        config["SUPRHOOK_DEDUP_URL"] = "redis://127.0.0.1:6379/1"
+    if request.param == "redis":  # dedup in the broker's Redis: the one-round-trip path (handlers/redis_fastpath.py)
+        config["SUPRHOOK_DEDUP_URL"] = BROKERS["redis"]
     app = create_app(config)
+    assert (app.extensions["suprhook"].dispatcher.fastpath is not None) == (request.param == "redis")
     server = LiveServer(app)
     worker = Worker(config, data_dir / "probe")
     yield server, worker

@@ -1,0 +1,72 @@
+"""Dedup and enqueue in one Redis round trip, when the broker and the dedup store are the same Redis.
+
+A Lua script sets the event's dedup key and LPUSHes one Celery message per handler atomically:
+the event counts as accepted if and only if its tasks are queued, so there is no lease, no commit
+and no release to lose between steps, and the request costs one round trip instead of four
+(claim, publish, commit, plus kombu's per-publish client setup). Messages are built by Celery's own
+protocol-2 builder (`app.amqp.as_task_v2`) and wrapped in kombu's Redis envelope exactly as
+`send_task` would (see tests/test_redis_fastpath.py, which compares the two and runs a worker on them).
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+from celery import Celery
+from kombu.serialization import dumps
+
+from .dedup import DUPLICATE, IN_FLIGHT, NEW
+
+# KEYS[1] = dedup key, KEYS[2..] = queues; ARGV[1] = dedup TTL, ARGV[2..] = messages.
+# An existing "0" is a two-phase lease taken by a receiver on the other dedup path: in flight.
+# The key is set last: Redis does not roll a script back, so should a push fail (a queue key of the
+# wrong type), the event is not remembered and the sender's retry is accepted (a task pushed twice
+# is skipped by the run bookkeeping; one never pushed would wait for the recovery sweep).
+_ACCEPT = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return seen end
+for i = 2, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i]) end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return false
+"""
+
+
+def same_redis(broker_url: str, dedup_url: str) -> bool:
+    """True when both URLs name one Redis server and database (the script touches both key sets)."""
+    a, b = urlparse(broker_url), urlparse(dedup_url)
+    if a.scheme not in ("redis", "rediss") or a.scheme != b.scheme:
+        return False
+    return (a.hostname, a.port or 6379, (a.path or "/0").strip("/") or "0") == \
+        (b.hostname, b.port or 6379, (b.path or "/0").strip("/") or "0")
+
+
+class RedisFastPath:
+    def __init__(self, celery: Celery, dedup_client: Any, prefix: str, ttl: int) -> None:
+        self.celery, self.prefix, self.ttl = celery, prefix, ttl
+        self.client = dedup_client
+        self._accept = dedup_client.register_script(_ACCEPT)
+
+    def message(self, task_name: str, task_id: str, arg: dict[str, Any], queue: str, argsrepr: str) -> bytes:
+        """One task message in kombu's Redis envelope, as `celery.send_task(..., queue=queue)` writes it."""
+        task = self.celery.amqp.as_task_v2(task_id, task_name, args=[arg], kwargs={}, argsrepr=argsrepr,
+                                           kwargsrepr="{}", ignore_result=None)  # None: as send_task writes it
+        content_type, encoding, body = dumps(task.body, serializer="json")
+        envelope = {
+            "body": base64.b64encode(body.encode(encoding) if isinstance(body, str) else body).decode(),
+            "content-encoding": encoding, "content-type": content_type, "headers": task.headers,
+            "properties": {**task.properties, "argsrepr": argsrepr, "kwargsrepr": "{}", "delivery_mode": 2,
+                           "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
+                           "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())},
+        }
+        _, _, data = dumps(envelope, serializer="json")
+        return data.encode() if isinstance(data, str) else data
+
+    def accept(self, event_id: str, messages: Sequence[tuple[str, bytes]]) -> str:
+        """NEW (queued now), DUPLICATE (queued before) or IN_FLIGHT; `messages` are (queue, message)."""
+        seen = self._accept(keys=[self.prefix + event_id, *(q for q, _ in messages)],
+                            args=[self.ttl, *(m for _, m in messages)])
+        if seen is None:
+            return NEW
+        return DUPLICATE if seen == b"1" else IN_FLIGHT

@@ -1,0 +1,121 @@
+"""The one-round-trip path (handlers/redis_fastpath.py): its messages are the ones Celery writes,
+a real worker runs them, and accepting is atomic (remembered if and only if queued).
+
+Runs against the machine's Redis (db 0, keys unique to each test); a missing server fails.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import pytest
+import redis
+
+from handlers import Registry
+from handlers.dedup import DUPLICATE, IN_FLIGHT, NEW
+from handlers.redis_fastpath import same_redis
+from receiver import create_app
+
+from .conftest import LiveServer, Worker, make_status, stack_config, wait_until
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize("broker, dedup, same", [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", True),
+    ("redis://127.0.0.1:6379", "redis://127.0.0.1/0", True),
+    ("redis://:pw@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", True),
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1", False),
+    ("redis://127.0.0.1:6379/0", "redis://10.0.0.2:6379/0", False),
+    ("redis://127.0.0.1:6380/0", "redis://127.0.0.1:6379/0", False),
+    ("amqp://guest:guest@127.0.0.1:5672//", "redis://127.0.0.1:6379/0", False),
+    ("redis://127.0.0.1:6379/0", "sqlite:///var/dedup.sqlite3", False),
+])
+def test_same_redis(broker, dedup, same):
+    assert same_redis(broker, dedup) is same
+
+
+def _app(tmp_path, registry=None, **extra):
+    config = stack_config(tmp_path, REDIS, SUPRHOOK_DEDUP_URL=REDIS, **extra)
+    if registry is None:
+        registry = Registry()
+        registry(event_type="status", name="fastpath.noop")(lambda event: None)
+    app = create_app(config, registry=registry)
+    return app, config
+
+
+def _envelope(raw: bytes) -> dict:
+    message = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    return message
+
+
+def test_messages_are_the_ones_send_task_writes(tmp_path):
+    app, config = _app(tmp_path)
+    dispatcher = app.extensions["suprhook"].dispatcher
+    fast, celery, queue = dispatcher.fastpath, dispatcher.celery, config["SUPRHOOK_QUEUE"]
+    client = redis.Redis.from_url(REDIS)
+    arg = {"v": 1, "event_id": "evt_x", "payload": make_status(), "received_at": "2026-11-23T00:00:00+00:00"}
+    try:
+        celery.send_task("suprhook.handler.fastpath.noop", args=[arg], queue=queue, task_id="tid-1",
+                         argsrepr="evt_x", kwargsrepr="{}")
+        theirs = _envelope(client.rpop(queue))
+        ours = _envelope(fast.message("suprhook.handler.fastpath.noop", "tid-1", arg, queue, "evt_x"))
+    finally:
+        client.delete(queue)
+    assert ours["body"] == theirs["body"]  # [args, kwargs, embed], decoded
+    assert {k: v for k, v in ours.items() if k not in ("body", "headers", "properties")} == \
+        {k: v for k, v in theirs.items() if k not in ("body", "headers", "properties")}
+    assert ours["headers"] == theirs["headers"]
+    differ = {"delivery_tag", "reply_to"}  # a fresh uuid per message / per producer app
+    assert {k: v for k, v in ours["properties"].items() if k not in differ} == \
+        {k: v for k, v in theirs["properties"].items() if k not in differ}
+    assert set(ours["properties"]) == set(theirs["properties"])
+
+
+def test_accept_is_atomic_and_remembers_only_what_it_queued(tmp_path):
+    app, config = _app(tmp_path)
+    fast, queue = app.extensions["suprhook"].dispatcher.fastpath, config["SUPRHOOK_QUEUE"]
+    client = redis.Redis.from_url(REDIS)
+    event_id, bad_queue = f"evt_{uuid.uuid4().hex}", f"{queue}-wrongtype"
+    try:
+        client.set(bad_queue, "not a list")  # a push that fails inside the script
+        with pytest.raises(redis.ResponseError):
+            fast.accept(event_id, [(queue, b"m1"), (bad_queue, b"m2")])
+        assert client.get(fast.prefix + event_id) is None  # not remembered: the sender's retry is taken
+        client.delete(queue)
+        assert fast.accept(event_id, [(queue, b"m1")]) == NEW
+        assert fast.accept(event_id, [(queue, b"m1")]) == DUPLICATE
+        assert client.lrange(queue, 0, -1) == [b"m1"]  # queued once
+        assert 0 < client.ttl(fast.prefix + event_id) <= fast.ttl
+        lease = f"evt_{uuid.uuid4().hex}"
+        client.set(fast.prefix + lease, b"0", ex=30)  # a two-phase receiver holds this one
+        assert fast.accept(lease, [(queue, b"m")]) == IN_FLIGHT
+    finally:
+        client.delete(queue, bad_queue, fast.prefix + event_id)
+
+
+def test_a_worker_runs_what_the_fast_path_queued(tmp_path):
+    import tests.probe_handlers  # noqa: F401  (registers the probe handlers here too)
+
+    config = stack_config(tmp_path, REDIS, SUPRHOOK_DEDUP_URL=REDIS, SUPRHOOK_HANDLERS="tests.probe_handlers",
+                          SUPRHOOK_PROBE_DIR=str(tmp_path / "probe"))
+    app = create_app(config)
+    assert app.extensions["suprhook"].dispatcher.fastpath is not None
+    server, worker = LiveServer(app), Worker(config, tmp_path / "probe")
+    try:
+        payload = make_status(nid=f"fast-{uuid.uuid4().hex}")
+        first = server.post(payload)
+        assert first.status_code == 202, first.text
+        event_id = first.json()["event_id"]
+        assert server.post(payload).json() == {"status": "duplicate", "event_id": event_id}
+        runs = worker.wait_runs(event_id, 2)
+        assert sorted(r["handler"] for r in runs) == ["catch_all", "on_status"]
+        store = app.extensions["suprhook"].dispatcher.store
+        assert wait_until(lambda: [(r["status"], r["attempts"]) for r in store.select_runs(event_ids=[event_id])]
+                          == [("succeeded", 1), ("succeeded", 1)])
+    finally:
+        worker.stop()
+        server.stop()
+        redis.Redis.from_url(REDIS).delete(config["SUPRHOOK_QUEUE"])
