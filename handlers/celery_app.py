@@ -62,7 +62,7 @@ def create_celery(settings: Settings, registry: Registry, *, role: str = "worker
         # Publishing happens inside a webhook request: fail fast (-> 503, the sender retries).
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.1,
                                    "interval_step": 0.2, "interval_max": 0.2},
-        worker_prefetch_multiplier=1 if settings.embedded_broker else 4,
+        worker_prefetch_multiplier=4,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
         enable_utc=True,
