@@ -11,7 +11,7 @@ from kombu.exceptions import ChannelError
 from .dispatch import task_message
 from .registry import Registry
 from .settings import Settings
-from .store import PENDING, EventStore
+from .store import EventStore
 
 log = logging.getLogger("suprhook.recovery")
 
@@ -31,7 +31,8 @@ def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: 
         if payload is None:
             problems.append(f"{event_id}: not in the event log")
             continue
-        store.finish_run(event_id, name, PENDING)
+        if not store.reopen_run(event_id, name):  # it succeeded meanwhile, or is running under a live lease
+            continue
         celery.send_task(handler.task_name, args=[task_message(event_id, payload)],
                          queue=handler.queue or settings.default_queue)
         sent += 1

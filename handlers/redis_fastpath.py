@@ -24,11 +24,12 @@ from .dedup import DUPLICATE, IN_FLIGHT, NEW
 # The key is set last: Redis does not roll a script back, so should a push fail (a queue key of the
 # wrong type), the event is not remembered and the sender's retry is accepted (a task pushed twice
 # is skipped by the run bookkeeping; one never pushed would wait for the recovery sweep).
+# SUPRHOOK_DEDUP_TTL=0 remembers nothing (the run bookkeeping alone then stops repeats).
 _ACCEPT = """
 local seen = redis.call('GET', KEYS[1])
 if seen then return seen end
 for i = 2, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i]) end
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end
 return false
 """
 

@@ -101,21 +101,27 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class WriterLock:
-    """Serializes the event log's writers on one host: a thread lock inside a process, an flock on
-    `<db>.writelock` between processes. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms...
-    between tries, which turned brief overlaps between receivers' and workers' writes into tens of
-    milliseconds of latency and, polling, into CPU; the kernel wakes an flock waiter at once."""
+    """Serializes the event log's writers on one host: a thread lock inside a process, a POSIX record
+    lock (lockf) on `<db>.writelock` between processes. SQLite's own busy handler sleeps 1, 2, 5, 10,
+    15, 20, 25 ms... between tries, which turned brief overlaps between receivers' and workers' writes
+    into tens of milliseconds of latency; the kernel wakes a lockf waiter at once. lockf, not flock:
+    its lock belongs to the process, so a forked child (a Celery pool process) never inherits it and
+    it is released when its holder dies, however the holder's children live on."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
         self._per_pid: dict[int, tuple[threading.Lock, int | None]] = {}
+        self._setup = threading.Lock()
 
     def _lock(self) -> tuple[threading.Lock, int | None]:
         pid = os.getpid()  # a forked child gets its own: a lock held by another thread at fork stays held
         held = self._per_pid.get(pid)
         if held is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600) if self.path else None
-            held = self._per_pid[pid] = (threading.Lock(), fd)
+            with self._setup:
+                held = self._per_pid.get(pid)
+                if held is None:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666) if self.path else None
+                    held = self._per_pid[pid] = (threading.Lock(), fd)
         return held
 
     @contextmanager
@@ -125,11 +131,16 @@ class WriterLock:
             if fd is None:
                 yield
                 return
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.lockf(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        held = self._per_pid.pop(os.getpid(), None)
+        if held is not None and held[1] is not None:
+            os.close(held[1])
 
 
 def _begin_immediate(dbapi_conn: Any, deadline: float = 30.0) -> None:
@@ -190,11 +201,12 @@ class EventStore:
         if dialect is None:
             raise ValueError(f"SUPRHOOK_STORE_URL: the event log runs on SQLite or PostgreSQL, "
                              f"not {self.engine.dialect.name}")
-        sqlite_file = self.engine.dialect.name == "sqlite"
-        database = self.engine.url.database if sqlite_file else None
-        self._write_lock = WriterLock(f"{database}.writelock" if database and database != ":memory:" else None) \
-            if sqlite_file else None
-        self._writer = _write_engine(url) if sqlite_file else self.engine
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        on_disk = bool(database) and database != ":memory:" and "mode=memory" not in url
+        self._write_lock = WriterLock(f"{database}.writelock" if on_disk else None) \
+            if self.engine.dialect.name == "sqlite" else None
+        # An in-memory database exists once per engine: write through the one that created the tables.
+        self._writer = _write_engine(url) if on_disk else self.engine
         # Receivers and workers start together: without the lock, two processes both see no table and
         # the second CREATE fails ("table suprhook_events already exists"; seen booting gunicorn -w 3).
         with self._write_lock() if self._write_lock else nullcontext():
@@ -202,8 +214,11 @@ class EventStore:
                 metadata.create_all(self.engine)
             except DBAPIError:  # PostgreSQL: another host created them between check and CREATE
                 metadata.create_all(self.engine)
-        self._insert_event = dialect.insert(events).on_conflict_do_nothing()
+        # RETURNING, not rowcount, tells whether a row went in: PostgreSQL's rowcount for a skipped
+        # ON CONFLICT DO NOTHING insert is not reliable through SQLAlchemy.
+        self._insert_event = dialect.insert(events).on_conflict_do_nothing().returning(events.c.event_id)
         self._insert_run = dialect.insert(runs).on_conflict_do_nothing()
+        self._insert_claimed_run = self._insert_run.returning(runs.c.attempts)
         self._insert_timeline = dialect.insert(timeline).on_conflict_do_nothing()
         upsert = dialect.insert(notifications)
         self._advance_status = upsert.on_conflict_do_update(
@@ -222,6 +237,9 @@ class EventStore:
         self._finish = update(runs).where(key).values(
             status=bindparam("k_status"), error=bindparam("k_error"), lease_until=None, updated_at=bindparam("k_now"))
         self._finish_attempt = self._finish.where(runs.c.attempts == bindparam("k_attempt"))
+        self._reopen = update(runs).where(key, runs.c.status.notin_(DONE), or_(
+            runs.c.status != RUNNING, runs.c.lease_until.is_(None), runs.c.lease_until < bindparam("k_now"),
+        )).values(status=PENDING, lease_until=None, updated_at=bindparam("k_now"))
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -246,8 +264,10 @@ class EventStore:
             new = conn.execute(self._insert_event, {
                 "event_id": event.event_id, "received_at": received, "event_type": event.event_type,
                 "channel": event.channel, "status": event.status, "supr_nid": nid, "distinct_id": event.distinct_id,
-                "body": text, "headers": json.dumps(dict(headers or {}))}).rowcount
-            if new and event.is_status and nid and event.status:
+                "body": text, "headers": json.dumps(dict(headers or {}))}).first() is not None
+            if not new:  # already logged (a redelivery, or a retry after a 503): its runs are there too
+                return
+            if event.is_status and nid and event.status:
                 conn.execute(self._insert_timeline, {"supr_nid": nid, "event_id": event.event_id,
                                                      "status": event.status, "status_at": event.timestamp,
                                                      "recorded_at": received})
@@ -265,14 +285,21 @@ class EventStore:
         now = time.time()
         key = {"k_event": event_id, "k_handler": handler}
         with self._writing() as conn:
-            claimed = conn.execute(self._claim_run, {**key, "k_now": now, "k_lease": now + lease}).first()
-            if claimed is not None:
-                return int(claimed.attempts)
-            row = conn.execute(self._run_status, key).first()
-            if row is None:  # a run the receiver did not log (replayed from elsewhere, or an older version)
-                conn.execute(self._insert_run, {"event_id": event_id, "handler": handler, "status": RUNNING,
-                                                "attempts": 1, "lease_until": now + lease, "updated_at": now})
-                return 1
+            for _ in range(2):
+                claimed = conn.execute(self._claim_run, {**key, "k_now": now, "k_lease": now + lease}).first()
+                if claimed is not None:
+                    return int(claimed.attempts)
+                row = conn.execute(self._run_status, key).first()
+                if row is not None:
+                    break
+                # A run the receiver did not log (replayed from elsewhere, or an older version). On
+                # PostgreSQL a concurrent transaction may insert it first: then claim that row instead.
+                if conn.execute(self._insert_claimed_run, {
+                        "event_id": event_id, "handler": handler, "status": RUNNING, "attempts": 1,
+                        "lease_until": now + lease, "updated_at": now}).first() is not None:
+                    return 1
+        if row is None:
+            raise RunInProgress(f"{handler} for {event_id} is being logged elsewhere")
         if row.status in DONE or row.status == DEAD:  # dead: only `suprhook replay` runs it again
             return 0
         raise RunInProgress(f"{handler} for {event_id} is running elsewhere")
@@ -288,6 +315,21 @@ class EventStore:
             statement, params["k_attempt"] = self._finish_attempt, attempt
         with self._writing() as conn:
             return bool(conn.execute(statement, params).rowcount)
+
+    def reopen_run(self, event_id: str, handler: str) -> bool:
+        """Make a run claimable again for a re-sent task (sweep, replay): False, and nothing changed,
+        when it succeeded (or was skipped) meanwhile or a live lease holds it."""
+        with self._writing() as conn:
+            return bool(conn.execute(self._reopen, {"k_event": event_id, "k_handler": handler,
+                                                    "k_now": time.time()}).rowcount)
+
+    def dispose(self) -> None:
+        """Close every pooled connection (and the writer lock's file)."""
+        self.engine.dispose()
+        if self._writer is not self.engine:
+            self._writer.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
 
     def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
                     handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:

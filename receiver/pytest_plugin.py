@@ -145,7 +145,7 @@ def suprhook_app(suprhook_config: dict[str, str], suprhook_registry: "Registry")
     app = create_app(suprhook_config, registry=suprhook_registry)
     app.test_client_class = SuprhookClient
     yield app
-    app.extensions["suprhook"].dispatcher.store.engine.dispose()
+    app.extensions["suprhook"].dispatcher.store.dispose()
 
 
 @pytest.fixture

@@ -119,3 +119,17 @@ def test_a_worker_runs_what_the_fast_path_queued(tmp_path):
         worker.stop()
         server.stop()
         redis.Redis.from_url(REDIS).delete(config["SUPRHOOK_QUEUE"])
+
+
+def test_a_zero_ttl_queues_and_remembers_nothing(tmp_path):
+    """SUPRHOOK_DEDUP_TTL=0 (the run ledger alone stops repeats): `SET .. EX 0` would fail after the
+    push, answering 503 for an event that is queued."""
+    app, config = _app(tmp_path, SUPRHOOK_DEDUP_TTL="0")
+    fast, queue = app.extensions["suprhook"].dispatcher.fastpath, config["SUPRHOOK_QUEUE"]
+    client, event_id = redis.Redis.from_url(REDIS), f"evt_{uuid.uuid4().hex}"
+    try:
+        assert fast.accept(event_id, [(queue, b"m")]) == NEW
+        assert fast.accept(event_id, [(queue, b"m")]) == NEW
+        assert client.llen(queue) == 2 and client.get(fast.prefix + event_id) is None
+    finally:
+        client.delete(queue)

@@ -1,6 +1,7 @@
 """The event log on SQLite and on the machine's PostgreSQL: runs, leases, the timeline, the sweep's claim."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -26,7 +27,7 @@ def store(request, tmp_path):
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     store = EventStore(f"{PG}?options=-csearch_path%3D{schema}")
     yield store
-    store.engine.dispose()
+    store.dispose()
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
@@ -144,3 +145,103 @@ def test_processes_starting_together_create_the_tables_once(tmp_path):
         for proc in procs:
             proc.join(30)
         assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+
+
+def test_a_redelivered_event_gets_no_runs_for_handlers_added_since(store):
+    """A handler deployed after an event was accepted never gets a run from that event's redelivery
+    (the sender was answered `duplicate`; nothing would ever queue it)."""
+    event = status("delivered", nid="nid-redelivered")
+    store.record_accepted(event, ["h1"])
+    store.record_accepted(event, ["h1", "h_new"])
+    assert [r["handler"] for r in store.select_runs(event_ids=[event.event_id])] == ["h1"]
+
+
+def test_reopen_never_undoes_a_success_or_a_live_lease(store):
+    """The sweep re-sends a stale run; if its first task succeeded meanwhile, the reset must not turn
+    `succeeded` back into `pending` (the re-sent task would run the handler again)."""
+    event = status("delivered", nid="nid-reopen")
+    store.record_accepted(event, ["done", "live", "failed"])
+    attempt = store.begin_run(event.event_id, "done", 60)
+    store.finish_run(event.event_id, "done", "succeeded", attempt=attempt)
+    store.begin_run(event.event_id, "live", 60)
+    attempt = store.begin_run(event.event_id, "failed", 60)
+    store.finish_run(event.event_id, "failed", "failed", "boom", attempt=attempt)
+    assert [store.reopen_run(event.event_id, h) for h in ("done", "live", "failed")] == [False, False, True]
+    assert {r["handler"]: r["status"] for r in store.select_runs(event_ids=[event.event_id])} == \
+        {"done": "succeeded", "live": "running", "failed": "pending"}
+    assert store.begin_run(event.event_id, "done", 60) == 0
+
+
+def test_in_memory_store_works():
+    store = EventStore("sqlite://")
+    event = status("delivered", nid="nid-memory")
+    store.record_accepted(event, ["h"])
+    attempt = store.begin_run(event.event_id, "h", 60)
+    assert attempt == 1 and store.finish_run(event.event_id, "h", "succeeded", attempt=attempt)
+
+
+def test_a_claim_racing_the_receivers_insert_claims_the_logged_row():
+    """PostgreSQL: a task whose run row is still being inserted (uncommitted) by the receiver must end up
+    owning that row, not report a claim it does not hold (which let a second task run it again)."""
+    import threading
+
+    schema = f"suprhook_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG}?options=-csearch_path%3D{schema}"
+    receiver, worker = EventStore(url), EventStore(url)
+    try:
+        event = status("delivered", nid="nid-race")
+        conn = receiver.engine.connect()
+        tx = conn.begin()
+        conn.execute(receiver._insert_run, [{"event_id": event.event_id, "handler": "h", "status": "pending",
+                                             "attempts": 0, "updated_at": time.time()}])
+        claimed: list[int] = []
+        thread = threading.Thread(target=lambda: claimed.append(worker.begin_run(event.event_id, "h", 60)))
+        thread.start()
+        time.sleep(0.3)  # the worker's INSERT now waits on the receiver's uncommitted row
+        tx.commit()
+        conn.close()
+        thread.join(10)
+        assert claimed == [1]
+        assert worker.finish_run(event.event_id, "h", "succeeded", attempt=1)
+        assert worker.begin_run(event.event_id, "h", 60) == 0  # done: a second task skips it
+    finally:
+        receiver.dispose()
+        worker.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _hold_the_lock_and_die(url: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    store = EventStore(url)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # a child outliving its parent
+    if os.fork() == 0:  # a forked child (a pool process) holding the parent's descriptors
+        time.sleep(30)
+        os._exit(0)
+    with store._write_lock():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_writer_killed_holding_the_lock_releases_it(tmp_path):
+    """The writer lock belongs to the process: killed while holding it, it is released even though the
+    forked children that inherited its descriptors live on (with flock they kept it held)."""
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _hold_the_lock_and_die(url)
+        finally:
+            os._exit(1)
+    _, code = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(code) and os.WTERMSIG(code) == 9
+    store = EventStore(url)
+    started = time.monotonic()
+    store.record_accepted(status("delivered", nid="nid-after-kill"), ["h"])
+    assert time.monotonic() - started < 5
