@@ -1,11 +1,13 @@
-"""A no-op handler for bench/dev_throughput.py; it touches a file only for the run's last event."""
-import os
-from pathlib import Path
+"""The benchmark's no-op handler (SUPRHOOK_HANDLERS=bench.noop_handlers)."""
+from celery.signals import worker_ready
 
+from bench.probe import mark_ready, record
 from handlers import on
 
 
 @on()
 def noop(event):
-    if event.extra.get("bench_last"):
-        Path(os.environ["BENCH_DONE_FILE"]).write_text(event.event_id)
+    record(event.extra)
+
+
+worker_ready.connect(lambda **_: mark_ready("suprhook"), weak=False)
