@@ -20,6 +20,8 @@ from prometheus_client import multiprocess
 from .jsonlog import FIELDS_ATTR, event_fields
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None  # as prometheus_client saw it at import
+if MULTIPROC_DIR:  # gunicorn's on_starting makes it, but not for `--check-config`, `--preload` or other servers
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
 
 REJECT_REASONS = ("auth", "size", "content_type", "signature", "body", "schema", "rate_limited", "ip",
                   "in_progress", "unavailable", "wrong_endpoint")
