@@ -25,7 +25,7 @@ from handlers.dispatch import task_message
 from receiver import create_app
 from schemas import load_event
 
-from .conftest import REPO, LiveServer, Worker, make_status, stack_config, wait_until
+from .conftest import REPO, LiveServer, Worker, make_status, stack_config, stop_group, wait_until
 
 TOKEN = "tok-metrics-0123456789"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -89,13 +89,7 @@ class Gunicorn:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
         self.log.close()
 
 
