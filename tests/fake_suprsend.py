@@ -15,8 +15,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .fake_http import serve_json
 
 
 @dataclass
@@ -39,30 +40,9 @@ class FakeSuprsend:
     reject_event_names: set[str] = field(default_factory=set)  # bulk records with these names fail (400)
 
     def start(self, port: int = 0) -> "FakeSuprsend":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, reply = fake._handle(self.path, dict(self.headers), raw)
-                body = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that timed out on purpose (the slow-server test) hung up: not news
-
-        self.server = Server(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
         self.lock = threading.Lock()
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = serve_json(lambda path, headers, raw: self._handle(path, dict(headers), raw), port)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
         return self
 
     def stop(self) -> None:

@@ -12,9 +12,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .fake_http import serve_json
 
 PATH = "/api/v1/s2s/event"
 
@@ -38,31 +39,10 @@ class FakeUsermaven:
     delay: float = 0.0
 
     def start(self, port: int = 0) -> "FakeUsermaven":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if fake.delay:
-                    time.sleep(fake.delay)
-                status, reply = fake._handle(self.path, self.headers.get("Content-Type", ""), raw)
-                body = json.dumps(reply).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the client timed out on purpose (slow mode) and hung up
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.lock = threading.Lock()
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = serve_json(lambda path, headers, raw: self._handle(path, headers.get("Content-Type", ""), raw),
+                                 port)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
         return self
 
     def stop(self) -> None:
@@ -74,6 +54,8 @@ class FakeUsermaven:
         return f"{self.api_key}.{self.server_token}"
 
     def _handle(self, target: str, content_type: str, raw: bytes) -> tuple[int, Any]:
+        if self.delay:
+            time.sleep(self.delay)
         url = urlsplit(target)
         token_ok = parse_qs(url.query).get("token") == [self.token]
         try:
