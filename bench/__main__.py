@@ -35,6 +35,7 @@ from typing import Any
 import redis
 import requests
 
+from bench.loadgen import percentile
 from bench.probe import completions, last_completion
 
 REPO = Path(__file__).resolve().parent.parent
@@ -246,7 +247,7 @@ class Bench:
         wait_for(lambda: len(completions(data)) >= accepted, 300, f"{accepted} handler starts", worker)
         latencies = [float(x) * 1000 for x in completions(data) if x != "-"]
         result = {"offered": rate, "achieved": load["rps"], "non2xx": load["non2xx"],
-                  "p50": _pct(latencies, 50), "p99": _pct(latencies, 99), "http_p50": load["p50_ms"],
+                  "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "http_p50": load["p50_ms"],
                   "http_p99": load["p99_ms"], "late_p99": load["late_p99_ms"],
                   "receiver_rss": receiver.peak_rss_mb(children_only=True),
                   "worker_rss": worker.peak_rss_mb()}
@@ -293,10 +294,6 @@ class Bench:
                 r.delete(key)
         return results
 
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
 def _median(runs: list[tuple[dict[str, float], float]]) -> dict[str, float]:

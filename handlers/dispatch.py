@@ -128,7 +128,7 @@ class Dispatcher:
                     task_id=task_id(event.event_id, handler.name),
                     argsrepr=event.event_id, kwargsrepr="{}",  # not a repr of the whole payload per publish
                 )
-        except Exception as exc:  # broker, store or routing failure: the sender must retry, so forget the claim
+        except Exception as exc:  # broker or store failure: the sender must retry, so forget the claim
             try:
                 self.dedup.release(event.event_id)
             except Exception:  # the lease then expires by itself (LEASE_SECONDS)

@@ -12,14 +12,12 @@ import json
 import os
 import random
 import sqlite3
+import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
-
-import threading
-from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam,
                         create_engine, event as sa_event, or_, select, update)
@@ -158,14 +156,20 @@ def _begin_immediate(dbapi_conn: Any, deadline: float = 30.0) -> None:
         delay = min(delay * 2, 0.002)
 
 
-def _write_engine(url: str) -> Engine:
-    """SQLite writers: the driver's implicit BEGIN off, BEGIN IMMEDIATE with a fine-grained retry."""
-    engine = create_engine(url, connect_args={"timeout": 0, "isolation_level": None})
+def _sqlite_engine(url: str, **connect_args: Any) -> Engine:
+    engine = create_engine(url, connect_args=connect_args)
 
     @sa_event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+    def _wal(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    return engine
+
+
+def _write_engine(url: str) -> Engine:
+    """SQLite writers: the driver's implicit BEGIN off, BEGIN IMMEDIATE with a fine-grained retry."""
+    engine = _sqlite_engine(url, timeout=0, isolation_level=None)
 
     @sa_event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -176,14 +180,7 @@ def _write_engine(url: str) -> Engine:
 
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @sa_event.listens_for(engine, "connect")
-        def _wal(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-        return engine
+        return _sqlite_engine(url, timeout=30)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
@@ -201,15 +198,15 @@ class EventStore:
         if dialect is None:
             raise ValueError(f"SUPRHOOK_STORE_URL: the event log runs on SQLite or PostgreSQL, "
                              f"not {self.engine.dialect.name}")
-        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        is_sqlite = dialect is sqlite
+        database = self.engine.url.database if is_sqlite else None
         on_disk = bool(database) and database != ":memory:" and "mode=memory" not in url
-        self._write_lock = WriterLock(f"{database}.writelock" if on_disk else None) \
-            if self.engine.dialect.name == "sqlite" else None
+        self._write_lock = WriterLock(f"{database}.writelock" if on_disk else None) if is_sqlite else None
         # An in-memory database exists once per engine: write through the one that created the tables.
         self._writer = _write_engine(url) if on_disk else self.engine
         # Receivers and workers start together: without the lock, two processes both see no table and
         # the second CREATE fails ("table suprhook_events already exists"; seen booting gunicorn -w 3).
-        with self._write_lock() if self._write_lock else nullcontext():
+        with self._locked():
             try:
                 metadata.create_all(self.engine)
             except DBAPIError:  # PostgreSQL: another host created them between check and CREATE
@@ -241,13 +238,13 @@ class EventStore:
             runs.c.status != RUNNING, runs.c.lease_until.is_(None), runs.c.lease_until < bindparam("k_now"),
         )).values(status=PENDING, lease_until=None, updated_at=bindparam("k_now"))
 
+    def _locked(self) -> Any:
+        """This host's writers one at a time (SQLite); PostgreSQL needs no lock of ours."""
+        return self._write_lock() if self._write_lock is not None else nullcontext()
+
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        if self._write_lock is None:
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        with self._write_lock(), self._writer.begin() as conn:
+        with self._locked(), self._writer.begin() as conn:
             yield conn
 
     # -- receiver side -------------------------------------------------------------------------
