@@ -181,7 +181,8 @@ def _gupshup_inbound(c: Ctx) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Meta (WhatsApp Cloud API): developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/
 # reference/messages (text), .../messages/status (statuses[], errors[] on failed; default error: the
-# errors page's example 130429 "Rate limit hit"), .../messages/button (template quick-reply button).
+# errors page's example 130429 "Rate limit hit"; any other code gets its own title from vendors/meta.py
+# ERROR_TITLES), .../messages/button (template quick-reply button).
 
 
 def _meta_value(c: Ctx, **value: Any) -> dict[str, Any]:
@@ -198,8 +199,11 @@ def _wamid() -> str:
 def _meta_status(word: str, normalized: NormalizedStatus, c: Ctx) -> dict[str, Any]:
     status: dict[str, Any] = {"id": _wamid(), "status": word, "timestamp": _secs(c.at), "recipient_id": _digits(c.user)}
     if normalized in _FAILURES:
-        status["errors"] = [{"code": _code(c.code, "130429"),
-                             "title": c.reason or "Rate limit hit", "message": c.reason or "Rate limit hit",
+        from .vendors.meta import ERROR_TITLES  # Meta's titles, by code
+
+        code = _code(c.code, "130429")
+        title = c.reason or ERROR_TITLES.get(str(code), f"Error {code}")  # the title of the code given
+        status["errors"] = [{"code": code, "title": title, "message": title,
                              "href": "/documentation/business-messaging/whatsapp/support/error-codes"}]
     else:
         status["conversation"] = {"id": _hex(32), "origin": {"type": "utility"}}

@@ -3,7 +3,9 @@
 `normalize_vendor(vendor_name, vendor_response, event_type)` never raises and has no side effects. A
 vendor without a module goes to the generic normalizer; a vendor dict that does not match its
 module's schema (drift) is normalized generically with `normalized_status=unknown` and the reason in
-`VendorInfo.drift`. The receiver calls `record_drift` once per accepted event: logged, counted in `DRIFT`.
+`VendorInfo.drift`. A result the module itself could not map (`normalized_status=unknown` for a status
+word its STATUS_MAP does not name, or no status word at all) is drift too, with every field it did read
+kept. The receiver calls `record_drift` once per accepted event: logged, counted in `DRIFT`.
 
 Adding a vendor: write `schemas/vendors/<vendor>.py` (NAMES, STATUS_MAP, normalize; it is found and
 registered automatically), fixtures under `tests/fixtures/vendors/<vendor>/` and
@@ -17,12 +19,12 @@ import logging
 import pkgutil
 from collections import Counter
 from dataclasses import replace
-from typing import Any
+from typing import Any, Mapping
 
 from marshmallow import ValidationError
 
 from . import generic
-from .base import InboundParts, Normalized, Normalizer, S, VendorInfo
+from .base import InboundParts, Normalized, NormalizedStatus, Normalizer, S, VendorInfo
 
 log = logging.getLogger("suprhook.vendors")
 
@@ -32,14 +34,20 @@ VENDORS: dict[str, Normalizer] = {}
 DRIFT: Counter[str] = Counter()  # vendor name -> payloads that did not match the vendor's schema
 
 
-def register(names: tuple[str, ...], normalizer: Normalizer) -> None:
+STATUS_MAPS: dict[str, Mapping[str, NormalizedStatus]] = {}  # vendor name -> its module's STATUS_MAP
+
+
+def register(names: tuple[str, ...], normalizer: Normalizer,
+             status_map: Mapping[str, NormalizedStatus] | None = None) -> None:
     for name in names:
         VENDORS[name.lower()] = normalizer
+        if status_map is not None:
+            STATUS_MAPS[name.lower()] = status_map
 
 
 for _module in MODULES:
     _mod = importlib.import_module(f"{__name__}.{_module}")
-    register(_mod.NAMES, _mod.normalize)
+    register(_mod.NAMES, _mod.normalize, getattr(_mod, "STATUS_MAP", None))
 
 
 def vendor_dict(vendor_name: str | None, vendor_response: Any) -> Any:
@@ -73,8 +81,21 @@ def normalize_vendor(vendor_name: str | None, vendor_response: Any, event_type: 
         reason = _reason(exc)
         fallback = generic.safe_normalize(raw, event_type, name=vendor_name)
         return Normalized(replace(fallback.vendor, normalized_status=S.UNKNOWN, drift=reason))
-    return Normalized(_typed(replace(result.vendor, name=result.vendor.name or vendor_name, raw=kept)),
-                      _typed(result.message) if result.message is not None else None)
+    vendor = replace(result.vendor, name=result.vendor.name or vendor_name, raw=kept)
+    if vendor.drift is None and vendor.normalized_status is S.UNKNOWN:
+        vendor = replace(vendor, drift=_unknown_status(STATUS_MAPS.get(key), vendor.status))
+    return Normalized(_typed(vendor), _typed(result.message) if result.message is not None else None)
+
+
+def _unknown_status(table: Mapping[str, NormalizedStatus] | None, word: Any) -> str | None:
+    """Why a result the module could not map is drift: no status word, or a word its STATUS_MAP does not
+    know. A word the vendor documents as unknown (mapped to UNKNOWN on purpose) is not drift."""
+    if word is None or word == "":
+        return "status: missing"
+    key = str(word).strip().lower()
+    if table is not None and any(k.lower() == key and v is S.UNKNOWN for k, v in table.items()):
+        return None
+    return f"status: undocumented word {str(word)[:40]!r}"
 
 
 _TEXT_FIELDS = {"name", "message_id", "status", "error_code", "error_message", "recipient", "sender",
@@ -100,5 +121,5 @@ def record_drift(vendor: VendorInfo, event_id: str) -> None:
     log.warning("vendor payload drift vendor=%s event_id=%s %s", name, event_id, vendor.drift)
 
 
-__all__ = ["DRIFT", "InboundParts", "MODULES", "Normalized", "VENDORS", "normalize_vendor", "record_drift", "register",
-           "vendor_dict"]
+__all__ = ["DRIFT", "InboundParts", "MODULES", "Normalized", "STATUS_MAPS", "VENDORS", "normalize_vendor",
+           "record_drift", "register", "vendor_dict"]

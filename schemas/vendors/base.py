@@ -2,8 +2,11 @@
 
 A vendor module exposes `NAMES` (the vendor_name values it handles), `STATUS_MAP` (the vendor's
 status words -> NormalizedStatus), and `normalize(raw, event_type) -> Normalized`, using marshmallow
-schemas to read the vendor's dict. It may raise (marshmallow.ValidationError, KeyError, ...) when
-the dict does not match its documented shape: the registry turns that into recorded drift.
+schemas to read the vendor's dict. It must raise (marshmallow.ValidationError, KeyError, ...) when
+the dict does not match one of its documented shapes, rather than guess (a dict of no known shape is
+never "a reply"): the registry turns that into recorded drift. A result with `normalized_status=unknown`
+is drift too, unless STATUS_MAP maps that very status word to UNKNOWN (a word the vendor documents as
+telling nothing about delivery).
 """
 from __future__ import annotations
 

@@ -2,14 +2,19 @@
 
 Sources: SuprSend "Outbound Webhook" samples (enterprise status and inbound, seed 003);
 docs.gupshup.io/docs/message-events (v2 status: enqueued/failed/sent/delivered/read, `ts` in s);
-docs.gupshup.io/docs/inbound-messages and /docs/text (v2 inbound: text, quick_reply, image, ...).
+docs.gupshup.io/docs/inbound-messages and /docs/text (v2 inbound: text, quick_reply, image, ...); the tests
+of github.com/jaimey/Whatsapp-Gupshup-Library-PHP (tests/InboundMessageEventTest.php, InboundMesageTest.php,
+InboundUserEventTest.php: real v2 message-events, inbound messages, and a template quick-reply button that
+arrives as `type: "text"` with `payload.type: "button"`).
+Anything else drifts: a dict of neither enterprise shape, a v2 envelope whose `type` is not `message-event`
+or `message` (`user-event`, `billing-event`, ...), a v2 event or message without its `type`.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields
 
 from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_dict, first, media, names,
                    one, parse_timestamp, status_of)
@@ -34,8 +39,8 @@ class EnterpriseDLR(Open):
 
 
 class EnterpriseInbound(Open):
-    type = Text(allow_none=True)
-    mobile = Text(allow_none=True)
+    type = Text(required=True)
+    mobile = Text(required=True)
     waNumber = Text(allow_none=True)
     replyId = Text(allow_none=True)
     messageId = Text(allow_none=True)
@@ -49,6 +54,16 @@ class V2Envelope(Open):
     payload = fields.Dict(required=True)
     timestamp = Text(allow_none=True)
     version = Text(allow_none=True)
+
+
+class V2Body(Open):
+    """The inner `payload` of a v2 message-event (type: the status word) or message (type: the message kind)."""
+
+    type = Text(required=True)
+    id = Text(allow_none=True)
+    gsId = Text(allow_none=True)
+    destination = Text(allow_none=True)
+    source = Text(allow_none=True)
 
 
 def _json_obj(value: Any) -> dict[str, Any]:
@@ -108,10 +123,12 @@ def _enterprise_inbound(data: dict[str, Any]) -> Normalized:
 
 def _v2(data: dict[str, Any]) -> Normalized:
     env = V2Envelope.parse(data)
-    body = env["payload"]
+    if env["type"] not in ("message-event", "message"):
+        raise ValidationError({"type": [f"not a message or message-event: {env['type'][:40]!r}"]})
+    body = V2Body.parse(env["payload"])
     inner = as_dict(body.get("payload"))
     if env["type"] == "message-event":
-        word = body.get("type")
+        word = body["type"]
         failed = word == "failed"
         return Normalized(VendorInfo(
             name="gupshup", message_id=first(body.get("gsId"), body.get("id")), status=word,
@@ -122,9 +139,11 @@ def _v2(data: dict[str, Any]) -> Normalized:
             recipient=body.get("destination"), raw=data,
         ))
     # type == "message": an inbound message
-    kind_word = body.get("type")
+    kind_word = body["type"]
     kind = {"quick_reply": T.BUTTON, "button_reply": T.INTERACTIVE, "list_reply": T.INTERACTIVE,
             "file": T.DOCUMENT, "contact": T.CONTACTS}.get(kind_word) or T.parse(kind_word)
+    if kind is T.TEXT and inner.get("type") == "button":  # a template quick reply sent as text
+        kind = T.BUTTON
     sender = as_dict(body.get("sender"))
     is_button = kind in (T.BUTTON, T.INTERACTIVE)
     parts = InboundParts(

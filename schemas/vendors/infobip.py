@@ -8,7 +8,12 @@ and infobip.com/docs/api/channels/whatsapp/whatsapp-inbound-messages (WhatsApp M
 messageId, pairedMessageId, message{type,...}, contact{name}); the WhatsAppWebhook* models generated from
 Infobip's OpenAPI spec in github.com/infobip/infobip-api-java-client (message types, BUTTON text/payload,
 INTERACTIVE_BUTTON_REPLY id/title, IMAGE url/caption, context{id,from}); infobip.com/docs/api/channels/sms/
-inbound-sms/receive-inbound-sms-messages (SMS MO: messageId, from, to, text, cleanText, keyword, receivedAt).
+inbound-sms/receive-inbound-sms-messages (SMS MO: messageId, from, to, text, cleanText, keyword, receivedAt);
+the same client's SmsApiTest (shouldParseOutboundSmsMessageReport, shouldParseInboundSmsMessages: real report and
+MO bodies). WhatsApp seen reports (`{"results": [{messageId, from, to, sentAt, seenAt, applicationId, entityId}]}`,
+no `status` object): that client's WhatsAppWebhookSeenReport model (`to` is the registered WhatsApp business
+number, so `from` is the user who read the message) and ViberApiTest.shouldParseViberSeenReports (the same body
+for Viber); a seen report is `read`, its time `seenAt`.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ NAMES = names("infobip", "infobip_whatsapp", "infobip_sms")
 STATUS_MAP = {  # status.groupName
     "PENDING": S.SENT,  # processed and sent on to the operator, delivery report awaited
     "DELIVERED": S.DELIVERED, "UNDELIVERABLE": S.UNDELIVERED, "EXPIRED": S.UNDELIVERED, "REJECTED": S.FAILED,
+    "SEEN": S.READ,  # a WhatsApp/Viber seen report (no status object), named here by this module
 }
 KINDS = {"BUTTON": T.BUTTON, "INTERACTIVE_BUTTON_REPLY": T.INTERACTIVE, "INTERACTIVE_LIST_REPLY": T.INTERACTIVE}
 MEDIA_KINDS = (T.IMAGE, T.VIDEO, T.AUDIO, T.DOCUMENT, T.STICKER)
@@ -55,6 +61,14 @@ class Report(Open):
     error = fields.Nested(Error, allow_none=True)
 
 
+class SeenReport(Open):
+    messageId = Text(required=True)
+    seenAt = Text(required=True)
+    sender = Text(data_key="from", allow_none=True)
+    to = Text(allow_none=True)
+    sentAt = Text(allow_none=True)
+
+
 class Message(Open):
     type = Text(required=True)
     text = Text(allow_none=True)
@@ -81,7 +95,17 @@ def normalize(raw: Any, event_type: str) -> Normalized:
     item = one(Envelope.parse(as_dict(raw))["results"])
     if "receivedAt" in item or "message" in item:
         return _inbound(item)
+    if "seenAt" in item and "status" not in item:
+        return _seen(item)
     return _report(item)
+
+
+def _seen(item: dict[str, Any]) -> Normalized:
+    seen = SeenReport.parse(item)
+    return Normalized(VendorInfo(
+        name="infobip", message_id=seen["messageId"], status="SEEN", normalized_status=status_of(STATUS_MAP, "SEEN"),
+        timestamp=parse_timestamp(seen["seenAt"]), recipient=seen.get("sender"), sender=seen.get("to"),
+    ))
 
 
 def _report(item: dict[str, Any]) -> Normalized:

@@ -8,6 +8,11 @@ reply-media-message (extra_info.media_url), /docs/whatsapp-incoming-message-webh
 message (`button`), /docs/whatsapp-incoming-message-webhook-payloads-interactive-list-reply-message.
 The flat "Callback Profile for Incoming WhatsApp Messages" (body, mime_type, media_url, from, name, type,
 created_at, reply_to, wanumber, mobile, ...): /docs/create-callback-profile-for-incoming-whatsapp-messages.
+The flat "Callback Profile for Outgoing WhatsApp Messages" (status updates): the account picks which of
+id, status, timestamp, mobile, phone_number, message, error, error_code, ref, ref1, ref2, price,
+custom_response it receives, so `id` and `status` alone is a complete callback:
+/docs/create-callback-profile-for-outgoing-whatsapp-messages (sample: id "<uuid>:0", status delivered,
+message "Message delivered", mobile, phone_number, price, custom_response).
 A V2 failure's `statuses[].errors[]` is read as Meta documents it (code, title, message, error_data.details);
 no Kaleyra failed sample was found. Kaleyra's SMS callbacks are not covered (not found).
 """
@@ -44,6 +49,17 @@ class MetaMessage(Open):
     timestamp = Text(allow_none=True)
 
 
+class ProfileStatus(Open):
+    id = Text(required=True)
+    status = Text(required=True)
+    timestamp = Text(allow_none=True)
+    mobile = Text(allow_none=True)
+    phone_number = Text(allow_none=True)
+    message = Text(allow_none=True)
+    error = Text(allow_none=True)
+    error_code = Text(allow_none=True)
+
+
 class ProfileIncoming(Open):
     type = Text(required=True)
     from_ = Text(data_key="from", required=True)
@@ -59,6 +75,8 @@ class ProfileIncoming(Open):
 def normalize(raw: Any, event_type: str) -> Normalized:
     data = as_dict(raw)
     if "meta_object" not in data:
+        if "status" in data and "type" not in data:
+            return _profile_status(data)
         return _profile_incoming(data)
     value = MetaObject.parse(as_dict(data["meta_object"]))["value"]
     extra = as_dict(data.get("extra_info"))
@@ -104,6 +122,18 @@ def _v2_message(value: dict[str, Any], item: dict[str, Any], extra: dict[str, An
         name="kaleyra", message_id=msg.get("id"), status="received", normalized_status=S.REPLIED,
         timestamp=parts.timestamp, recipient=business, sender=parts.from_, profile_name=_s(profile.get("name")),
     ), parts)
+
+
+def _profile_status(data: dict[str, Any]) -> Normalized:
+    cb = ProfileStatus.parse(data)
+    normalized = status_of(STATUS_MAP, cb["status"])
+    failed = normalized in (S.FAILED, S.UNDELIVERED)
+    return Normalized(VendorInfo(
+        name="kaleyra", message_id=cb["id"], status=cb["status"], normalized_status=normalized,
+        error_code=(cb.get("error_code") or None) if failed else None,
+        error_message=first(cb.get("error"), cb.get("message")) if failed else None,
+        timestamp=parse_timestamp(cb.get("timestamp")), recipient=first(cb.get("mobile"), cb.get("phone_number")),
+    ))
 
 
 def _profile_incoming(data: dict[str, Any]) -> Normalized:

@@ -20,6 +20,28 @@ from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_di
 NAMES = names("meta", "whatsapp_cloud", "whatsapp_cloud_api", "whatsapp_meta", "facebook")
 STATUS_MAP = {"sent": S.SENT, "delivered": S.DELIVERED, "read": S.READ, "played": S.READ, "failed": S.FAILED}
 _MEDIA = (T.IMAGE, T.VIDEO, T.AUDIO, T.DOCUMENT, T.STICKER)
+# The titles of Meta's error codes (developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes, as
+# mirrored at developers.kaleyra.io/docs/cloud-api-error-codes); a failed status carries the title as
+# errors[].title and errors[].message. 470 is the On-Premises API's code for the closed 24-hour window (its
+# text as Gupshup relays it in a v2 failed message-event); the Cloud API reports that as 131047.
+ERROR_TITLES = {
+    "0": "AuthException", "3": "API Method", "4": "API Too Many Calls", "10": "Permission Denied",
+    "190": "Access token has expired", "200": "API Permission", "368": "Temporarily blocked for policies violations",
+    "470": "Message failed to send because more than 24 hours have passed since the customer last replied to "
+           "this number",
+    "80007": "Rate limit issues", "130429": "Rate limit hit", "130472": "User's number is part of an experiment",
+    "131000": "Something went wrong", "131005": "Access denied", "131008": "Required parameter is missing",
+    "131009": "Parameter value is not valid", "131016": "Service unavailable", "131021": "Recipient cannot be sender",
+    "131026": "Message undeliverable", "131031": "Account has been locked",
+    "131042": "Business eligibility payment issue", "131045": "Incorrect certificate",
+    "131047": "Re-engagement message", "131048": "Spam rate limit hit", "131051": "Unsupported message type",
+    "131052": "Media download error", "131053": "Media upload error",
+    "131056": "(Business Account, Consumer Account) pair rate limit hit", "131057": "Account in maintenance mode",
+    "132000": "Template Param Count Mismatch", "132001": "Template does not exist",
+    "132005": "Template Hydrated Text Too Long", "132007": "Template Format Character Policy Violated",
+    "132012": "Template Parameter Format Mismatch", "132015": "Template is Paused", "132016": "Template is Disabled",
+    "133010": "Phone number Not Registered",
+}
 
 
 class Envelope(Open):

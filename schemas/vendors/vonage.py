@@ -5,8 +5,9 @@ Sources: developer.vonage.com/en/messages/concepts/messages-status-callbacks and
 status submitted|delivered|read|rejected|undeliverable, channel, error {type, title, detail, instance},
 profile.name); Vonage's Java SDK InboundMessage / MessageStatus and their tests (github.com/Vonage/
 vonage-java-sdk, mapping "all known fields" of the Messages API webhook reference: message_type,
-text, image/audio/video/file/sticker {url, caption}, reply {id, title, description}, button {payload,
-text, subtype}, location {lat, long, name, address}, profile.name, context {message_uuid, message_from});
+text, image/audio/video/sticker {url, caption}, file {url, caption, name} (InboundMessageTest.testFileOnly;
+`name` is the media filename), reply {id, title, description}, button {payload, text, subtype},
+location {lat, long, name, address}, profile.name, context {message_uuid, message_from});
 developer.vonage.com/messaging/sms/guides/inbound-sms (legacy inbound: msisdn, to, messageId, text,
 type, keyword, message-timestamp) and /messaging/sms/building-blocks/receive-a-delivery-receipt with
 the SMS API spec's DeliveryReceipt (msisdn, to, network-code, messageId, price, status, scts, err-code,
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields
 
 from .base import (InboundParts, Normalized, Open, S, T, Text, VendorInfo, as_dict, first, media, names,
                    parse_timestamp, status_of)
@@ -77,6 +78,8 @@ def normalize(raw: Any, event_type: str) -> Normalized:
         sms = SmsCallback.parse(data)
         return _sms_dlr(sms, data) if sms.get("status") else _sms_inbound(sms, data)
     msg = MessagesCallback.parse(raw)
+    if not msg.get("status") and not msg.get("message_type"):
+        raise ValidationError({"status": ["neither a status nor a message_type"]})
     if msg.get("status") and (event_type != "inbound_message" or not msg.get("message_type")):
         return _status(msg, data)
     return _inbound(msg, data)
@@ -103,7 +106,8 @@ def _inbound(msg: dict[str, Any], raw: dict[str, Any]) -> Normalized:
         type=kind, text=first(msg.get("text"), _s(reply.get("title")), _s(button.get("text"))),
         button_payload=_s(first(reply.get("id"), button.get("payload"))),
         button_text=_s(first(reply.get("title"), button.get("text"))),
-        media=media(kind, url=_s(obj.get("url")), caption=_s(obj.get("caption"))) if obj else None,
+        media=media(kind, url=_s(obj.get("url")), caption=_s(obj.get("caption")), filename=_s(obj.get("name")))
+        if obj else None,
         location={"latitude": loc.get("lat"), "longitude": loc.get("long"),
                   **{k: loc[k] for k in ("name", "address") if k in loc}} if loc else None,
         reply_to=_s(as_dict(msg.get("context")).get("message_uuid")), from_=msg.get("from_"), to=msg.get("to"),

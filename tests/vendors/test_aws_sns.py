@@ -64,12 +64,13 @@ def test_two_way_sms_inbound(receive):
                    from_="+14255550182", to="+12125550101", timestamp=None)
 
 
-def test_unknown_status_word_is_unknown(receive):
+def test_unknown_status_word_is_unknown_and_drift(receive):
     case = fixture("aws_sns", "sms_event_successful")
     case["payload"] = {**case["payload"], "eventType": "TEXT_TELEPORTED", "messageStatus": "TELEPORTED"}
     event = receive("aws", case)
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
-    assert event.vendor.status == "TEXT_TELEPORTED" and event.vendor.drift is None
+    assert event.vendor.status == "TEXT_TELEPORTED"  # every field read is kept
+    assert event.vendor.drift == "status: undocumented word 'TEXT_TELEPORTED'"
 
 
 @pytest.mark.parametrize("payload", [{"unexpected": 1}, [1, 2]])

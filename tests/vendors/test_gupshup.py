@@ -1,6 +1,9 @@
 """Gupshup: enterprise format (SuprSend's samples) and self-serve v2 format, end to end."""
 from __future__ import annotations
 
+import copy
+
+import pytest
 
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
@@ -107,3 +110,72 @@ def test_drift_is_recorded_and_the_event_still_dispatched(receive):
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
     assert event.vendor.drift and event.vendor.raw == case["payload"]
     assert DRIFT["gupshup"] == before + 1
+
+
+# -- issue 11: no dict of an unknown shape is ever a reply; real v2 payloads from an open-source client's tests --
+
+
+@pytest.mark.parametrize("payload", [{}, {"foo": "bar"}, {"status": "delivered", "id": "x"},
+                                     {"messageId": "abc", "timestamp": "1683898377000"}, [], "text"])
+def test_status_of_no_documented_shape_drifts_instead_of_being_a_reply(receive, payload):
+    """Found in review: a status whose vendor_response matched no shape was normalized as `replied`."""
+    before = DRIFT["gupshup"]
+    event = receive("gupshup", {"event_type": "status", "payload": payload})
+    assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
+    assert event.vendor.drift and event.vendor.raw == payload
+    assert DRIFT["gupshup"] == before + 1
+
+
+def test_v2_user_event_drifts_instead_of_being_a_reply(receive):
+    case = fixture("gupshup", "v2_user_event_opted_in")
+    event = receive("gupshup", case)
+    assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
+    assert event.vendor.drift == "fields: type" and event.vendor.raw == case["payload"]
+
+
+def test_v2_message_event_without_its_status_word_drifts(receive):
+    case = fixture("gupshup", "v2_status_delivered")
+    payload = copy.deepcopy(case["payload"])
+    del payload["payload"]["type"]
+    event = receive("gupshup", {**case, "payload": payload})
+    assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN and event.vendor.drift
+
+
+def test_v2_status_enqueued_real_payload(receive):
+    case = fixture("gupshup", "v2_status_enqueued")
+    event = receive("gupshup", case)
+    assert_vendor(event.vendor, case["payload"], name="gupshup", message_id="59f8db90-c37e-4408-90ab-cc54ef8246ad",
+                  status="enqueued", normalized_status=NormalizedStatus.QUEUED, error_code=None, error_message=None,
+                  timestamp=utc(2020, 2, 1, 8, 44, 37, 791000), recipient="123456789", sender=None,
+                  profile_name=None)
+
+
+def test_v2_status_delivered_real_payload(receive):
+    case = fixture("gupshup", "v2_status_delivered")
+    event = receive("gupshup", case)
+    assert_vendor(event.vendor, case["payload"], name="gupshup", message_id="ee4a68a0-1203-4c85-8dc3-49d0b3226a35",
+                  status="delivered", normalized_status=NormalizedStatus.DELIVERED, error_code=None,
+                  error_message=None, timestamp=utc(2020, 3, 27, 21, 27, 56), recipient="123456789", sender=None,
+                  profile_name=None)
+
+
+def test_v2_status_failed_real_payload(receive):
+    case = fixture("gupshup", "v2_status_failed_not_opted_in")
+    event = receive("gupshup", case)
+    assert_vendor(event.vendor, case["payload"], name="gupshup", message_id="ee4a68a0-1203-4c85-8dc3-49d0b3226a35",
+                  status="failed", normalized_status=NormalizedStatus.FAILED, error_code="1008",
+                  error_message="User is not Opted in and Inactive", timestamp=utc(2020, 1, 29, 15, 18, 56, 40000),
+                  recipient="123456789", sender=None, profile_name=None)
+
+
+def test_v2_template_quick_reply_sent_as_text_is_a_button(receive):
+    """A real v2 template quick-reply tap: `type: "text"` with `payload.type: "button"` (no postbackText)."""
+    case = fixture("gupshup", "v2_inbound_template_button_as_text")
+    event = receive("gupshup", case)
+    ts = utc(2020, 5, 30, 16, 1, 4, 792000)
+    assert_vendor(event.vendor, case["payload"], name="gupshup", message_id="ABEGkYaYVSEEAgo-sMx1DoUoQJRW",
+                  status="received", normalized_status=NormalizedStatus.REPLIED, error_code=None,
+                  error_message=None, timestamp=ts, recipient=None, sender="57123456789", profile_name="Smit")
+    assert_message(event.message, type=MessageType.BUTTON, text="View Account Balance", button_payload=None,
+                   button_text="View Account Balance", media=None, location=None,
+                   reply_to="gBEGkYaYVSEEAgnPFrOLcjkFjL8", from_="57123456789", to=None, timestamp=ts)

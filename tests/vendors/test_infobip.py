@@ -95,13 +95,13 @@ def test_inbound_image(receive):
                    location=None, reply_to=None, from_="385919998888", to="447860099299", timestamp=ts)
 
 
-def test_unknown_status_group_is_unknown(receive):
+def test_unknown_status_group_is_unknown_and_drift(receive):
     case = fixture("infobip", "status_delivered")
     case["payload"]["results"][0]["status"]["groupName"] = "SOMETHING_NEW"
     event = receive("infobip", case)
     assert event.vendor.status == "SOMETHING_NEW"
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
-    assert event.vendor.drift is None
+    assert event.vendor.drift == "status: undocumented word 'SOMETHING_NEW'"
 
 
 def test_drift_is_recorded_and_the_event_still_dispatched(receive):
@@ -111,3 +111,44 @@ def test_drift_is_recorded_and_the_event_still_dispatched(receive):
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
     assert event.vendor.drift and event.vendor.raw == case["payload"]
     assert DRIFT["infobip"] == before + 1
+
+
+# -- issue 11: WhatsApp seen reports; real bodies from Infobip's Java client tests --
+
+
+def test_whatsapp_seen_report_is_read(receive):
+    """Found in review: a seen report (`seenAt`, no `status` object) drifted instead of mapping to read."""
+    case = fixture("infobip", "whatsapp_seen_report")
+    event = receive("infobip", case)
+    assert_vendor(event.vendor, case["payload"], name="infobip", message_id="1215f543ab19-345f-adbd-12ad31451ed25f35",
+                  status="SEEN", normalized_status=NormalizedStatus.READ, error_code=None, error_message=None,
+                  timestamp=utc(2023, 4, 5, 11, 22, 10, 251000), recipient="385919998888", sender="41793026731",
+                  profile_name=None)
+    assert event.message is None
+
+
+def test_seen_report_without_its_time_drifts(receive):
+    case = fixture("infobip", "whatsapp_seen_report")
+    payload = {"results": [{**case["payload"]["results"][0], "seenAt": None}]}
+    event = receive("infobip", {**case, "payload": payload})
+    assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN and event.vendor.drift
+
+
+def test_sdk_test_delivery_report(receive):
+    case = fixture("infobip", "status_delivered_sdk_test")
+    event = receive("infobip", case)
+    assert_vendor(event.vendor, case["payload"], name="infobip", message_id="MESSAGE-ID-123-xyz", status="DELIVERED",
+                  normalized_status=NormalizedStatus.DELIVERED, error_code=None, error_message=None,
+                  timestamp=utc(2019, 11, 9, 16), recipient="41793026727", sender=None, profile_name=None)
+
+
+def test_sdk_test_inbound_sms(receive):
+    case = fixture("infobip", "inbound_sms_sdk_test")
+    event = receive("infobip", case)
+    ts = utc(2016, 10, 6, 9, 28, 39, 220000)
+    assert_vendor(event.vendor, case["payload"], name="infobip", message_id="817790313235066447", status="received",
+                  normalized_status=NormalizedStatus.REPLIED, error_code=None, error_message=None, timestamp=ts,
+                  recipient="385921004026", sender="385916242493", profile_name=None)
+    assert_message(event.message, type=MessageType.TEXT, text="QUIZ Correct answer is Paris", button_payload=None,
+                   button_text=None, media=None, location=None, reply_to=None, from_="385916242493",
+                   to="385921004026", timestamp=ts)

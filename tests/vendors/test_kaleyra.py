@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from schemas import Media, MessageType, NormalizedStatus
 from schemas.vendors import DRIFT
 
@@ -98,3 +100,41 @@ def test_v2_envelope_without_statuses_or_messages_is_drift(receive):
     case = {"event_type": "status", "payload": {"meta_object": {"value": {"messaging_product": "whatsapp"}}}}
     event = receive("kaleyra", case)
     assert event.vendor.drift and DRIFT["kaleyra"] == before + 1
+
+
+# -- issue 11: the flat outgoing-status callback profile (the account picks its variables) --
+
+
+def test_flat_status_callback_with_only_id_and_status_is_accepted(receive):
+    """Found in review: a status callback carrying only `id` and `status` drifted."""
+    case = fixture("kaleyra", "profile_status_minimal")
+    event = receive("kaleyra", case)
+    assert_vendor(event.vendor, case["payload"], name="kaleyra", message_id="c9e113f0-6fc2-4bd7-979c-ebdb2f600f38:0",
+                  status="read", normalized_status=NormalizedStatus.READ, error_code=None, error_message=None,
+                  timestamp=None, recipient=None, sender=None, profile_name=None)
+    assert event.message is None
+
+
+def test_flat_status_callback_sample(receive):
+    case = fixture("kaleyra", "profile_status_delivered")
+    event = receive("kaleyra", case)
+    assert_vendor(event.vendor, case["payload"], name="kaleyra", message_id="ad97eXXX-c923-4XXX-b3a3-0b1XXXXXXd97:0",
+                  status="delivered", normalized_status=NormalizedStatus.DELIVERED, error_code=None,
+                  error_message=None, timestamp=None, recipient="91XXXXXXXX83", sender=None, profile_name=None)
+
+
+def test_flat_status_callback_failure_keeps_code_and_reason(receive):
+    case = copy.deepcopy(fixture("kaleyra", "profile_status_minimal"))
+    # Illustrative values in the documented variables error_code / error / timestamp.
+    case["payload"].update(status="failed", error_code="131026", error="Message undeliverable",
+                           timestamp="1722834665", mobile="919407000000")
+    event = receive("kaleyra", case)
+    assert (event.vendor.normalized_status, event.vendor.error_code, event.vendor.error_message) == (
+        NormalizedStatus.FAILED, "131026", "Message undeliverable")
+    assert (event.vendor.timestamp, event.vendor.recipient) == (utc(2024, 8, 5, 5, 11, 5), "919407000000")
+
+
+@pytest.mark.parametrize("payload", [{"id": "x"}, {"status": "delivered"}, {"status": "teleported", "id": "x"}])
+def test_flat_status_callback_missing_or_unknown_parts_drift(receive, payload):
+    event = receive("kaleyra", {"event_type": "status", "payload": payload})
+    assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN and event.vendor.drift

@@ -40,11 +40,12 @@ def test_inbound_text(receive):
                    to="+13253077759", timestamp=ts)
 
 
-def test_unknown_status_word_is_unknown_not_drift(receive):
+def test_unknown_status_word_is_unknown_and_drift(receive):
     case = fixture("karix", "status_delivered")
     event = receive("karix", {**case, "payload": {**case["payload"], "status": "held_for_review"}})
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
-    assert event.vendor.status == "held_for_review" and event.vendor.drift is None
+    assert event.vendor.status == "held_for_review"
+    assert event.vendor.drift == "status: undocumented word 'held_for_review'"
 
 
 def test_drift_is_recorded_and_the_event_still_dispatched(receive):

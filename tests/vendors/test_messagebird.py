@@ -77,12 +77,13 @@ def test_bird_channels_inbound_whatsapp_text(receive):
                    media=None, location=None, reply_to=None, from_="+3511111111", to=None, timestamp=ts)
 
 
-def test_unknown_status_word_is_unknown(receive):
+def test_unknown_status_word_is_unknown_and_drift(receive):
     case = fixture("messagebird", "sms_status_delivered")
     case["payload"] = {**case["payload"], "status": "teleported"}
     event = receive("messagebird", case)
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
-    assert event.vendor.status == "teleported" and event.vendor.drift is None
+    assert event.vendor.status == "teleported"
+    assert event.vendor.drift == "status: undocumented word 'teleported'"
 
 
 @pytest.mark.parametrize("vendor_name", ["messagebird", "bird"])

@@ -1,8 +1,9 @@
 """WhatsApp Cloud API (Meta) `whatsapp_business_account` webhooks, end to end."""
 from __future__ import annotations
 
+import pytest
 
-from schemas import Media, MessageType, NormalizedStatus
+from schemas import Media, MessageType, NormalizedStatus, load_event
 from schemas.vendors import DRIFT
 
 from .conftest import assert_message, assert_vendor, fixture, utc
@@ -100,3 +101,30 @@ def test_drift_is_recorded_and_the_event_still_dispatched(receive):
     assert isinstance(event.vendor.drift, str) and event.vendor.drift
     assert event.vendor.raw == case["payload"]
     assert DRIFT["meta"] == before + 1
+
+
+@pytest.mark.parametrize("code,title", [
+    ("131026", "Message undeliverable"), ("130429", "Rate limit hit"), ("131047", "Re-engagement message"),
+    ("131051", "Unsupported message type"), ("131053", "Media upload error"), ("131000", "Something went wrong"),
+    ("131048", "Spam rate limit hit"),
+    ("470", "Message failed to send because more than 24 hours have passed since the customer last replied to "
+            "this number"),
+])
+def test_failed_sample_says_the_title_of_the_code_given(code, title):
+    """Found in review: `send-sample --vendor meta --error 131026` said "Rate limit hit" whatever the code."""
+    from receiver.cli import build_parser, build_sample
+
+    args = build_parser().parse_args(["send-sample", "--vendor", "meta", "--status", "failed", "--error", code])
+    event = load_event(build_sample(args))
+    error = event.vendor_response["meta"]["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]
+    assert (str(error["code"]), error["title"], error["message"]) == (code, title, title)
+    assert (event.vendor.error_code, event.vendor.error_message, event.vendor.drift) == (code, title, None)
+
+
+def test_failed_sample_keeps_a_given_message_and_names_an_unlisted_code():
+    from schemas.samples import make_status_event
+
+    given = load_event(make_status_event("failed", vendor="meta", error=("131026", "Not on WhatsApp")))
+    assert (given.vendor.error_code, given.vendor.error_message) == ("131026", "Not on WhatsApp")
+    unlisted = load_event(make_status_event("failed", vendor="meta", error="139999"))
+    assert (unlisted.vendor.error_code, unlisted.vendor.error_message) == ("139999", "Error 139999")

@@ -53,12 +53,12 @@ def test_failure_without_reason_uses_the_documented_description(receive):
         NormalizedStatus.FAILED, "17", "Blocked number")
 
 
-def test_unknown_status_is_unknown(receive):
+def test_unknown_status_is_unknown_and_drift(receive):
     case = fixture("msg91", "status_delivered")
     case["payload"].update(status="42", desc="SOMETHING_NEW")
     event = receive("msg91", case)
     assert (event.vendor.status, event.vendor.normalized_status) == ("SOMETHING_NEW", NormalizedStatus.UNKNOWN)
-    assert event.vendor.drift is None
+    assert event.vendor.drift == "status: undocumented word 'SOMETHING_NEW'"
 
 
 def test_drift_is_recorded_and_the_event_still_dispatched(receive):

@@ -82,12 +82,12 @@ def test_inbound_media_kind_from_mime_type_or_extension(receive):
     assert receive("plivo", case).message.type == MessageType.VIDEO
 
 
-def test_unknown_status_word_is_unknown(receive):
+def test_unknown_status_word_is_unknown_and_drift(receive):
     case = fixture("plivo", "status_delivered")
     case["payload"]["Status"] = "something_new"
     event = receive("plivo", case)
     assert (event.vendor.status, event.vendor.normalized_status) == ("something_new", NormalizedStatus.UNKNOWN)
-    assert event.vendor.drift is None
+    assert event.vendor.drift == "status: undocumented word 'something_new'"
 
 
 def test_drift_is_recorded_and_the_event_still_dispatched(receive):

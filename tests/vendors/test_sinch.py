@@ -111,12 +111,13 @@ def test_conversation_inbound_media(receive):
                    timestamp=ts)
 
 
-def test_unknown_status_word_is_unknown(receive):
+def test_unknown_status_word_is_unknown_and_drift(receive):
     case = fixture("sinch", "sms_status_delivered")
     case["payload"] = {**case["payload"], "status": "Teleported"}
     event = receive("sinch", case)
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN
-    assert event.vendor.status == "Teleported" and event.vendor.drift is None
+    assert event.vendor.status == "Teleported"
+    assert event.vendor.drift == "status: undocumented word 'Teleported'"
 
 
 def test_drift_is_recorded_and_the_event_still_dispatched(receive):

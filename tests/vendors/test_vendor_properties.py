@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from schemas import MessageType, NormalizedStatus, load_event
-from schemas.vendors import VENDORS, normalize_vendor
+from schemas.vendors import MODULES, STATUS_MAPS, VENDORS, normalize_vendor
 
 from .conftest import FIXTURES, webhook
 
@@ -82,3 +83,44 @@ def test_vendor_values_of_the_wrong_type_become_text(inner):
     on = Registry()
     on(button="x", text="y", name="t")(lambda event: None)
     on.match(event)  # must not raise
+
+
+# -- every vendor module: a shape it does not recognise is drift, never a silent or wrong result --------
+
+MODULE_NAMES = sorted({importlib.import_module(f"schemas.vendors.{m}").NAMES[0] for m in MODULES})
+UNRECOGNISED = [{}, {"foo": "bar"}, {"unexpected": {"nested": [1, 2]}}, {"id": "x"}, {"type": "x"},
+                {"status": "teleported", "id": "x"}, {"message": {}}, {"data": {}}, {"payload": {}},
+                {"event": "x", "payload": {}}, [], [{}], "text", 5]
+
+
+@pytest.mark.parametrize("event_type", ["status", "inbound_message"])
+@pytest.mark.parametrize("vendor_name", MODULE_NAMES)
+def test_unrecognised_shapes_drift_with_status_unknown(vendor_name, event_type):
+    """Found in review (Gupshup): a dict of no documented shape came out as a reply with no drift."""
+    for raw in UNRECOGNISED:
+        result = normalize_vendor(vendor_name, {vendor_name: raw}, event_type)
+        assert result.vendor.drift, (vendor_name, event_type, raw, result.vendor)
+        assert result.vendor.normalized_status is NormalizedStatus.UNKNOWN, (vendor_name, raw)
+        assert result.vendor.raw == raw
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(MODULE_NAMES), json_values | vendorish, st.sampled_from(["status", "inbound_message"]))
+def test_an_unknown_result_is_always_drift(vendor_name, raw, event_type):
+    """Whatever the dict: `unknown` comes with the reason (drift), unless the vendor's own word means unknown.
+    (`{vendor: null}` is "no vendor callback", not a shape: generic, no drift.)"""
+    assume(raw is not None)
+    result = normalize_vendor(vendor_name, {vendor_name: raw}, event_type)
+    if result.vendor.normalized_status is NormalizedStatus.UNKNOWN and result.vendor.drift is None:
+        table = STATUS_MAPS[vendor_name]
+        assert any(k.lower() == str(result.vendor.status).lower() and v is NormalizedStatus.UNKNOWN
+                   for k, v in table.items()), (vendor_name, raw, result.vendor)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_fixture_names_its_source_and_only_drift_cases_drift(path):
+    case = json.loads(path.read_text())
+    assert case.get("_source"), f"{path} must name its source"
+    result = normalize_vendor(path.parent.name, {path.parent.name: case["payload"]}, case["event_type"])
+    expect_drift = "must drift" in case["_source"]
+    assert bool(result.vendor.drift) is expect_drift, (path.name, result.vendor.drift)

@@ -94,3 +94,24 @@ def test_drift_is_recorded_and_the_event_still_dispatched(receive):
     assert isinstance(event.vendor.drift, str) and event.vendor.drift
     assert event.vendor.raw == case["payload"]
     assert DRIFT["vonage"] == before + 1
+
+
+def test_inbound_file_keeps_its_name_as_the_filename(receive):
+    """Found in review: Vonage's `file.name` was not mapped to `media.filename`."""
+    case = fixture("vonage", "inbound_file")
+    event = receive("vonage", case)
+    ts = utc(2020, 1, 1, 15, 43, 21)
+    assert_vendor(event.vendor, case["payload"], name="vonage", message_id="aaaaaaaa-bbbb-cccc-dddd-0123456789b0",
+                  status="received", normalized_status=NormalizedStatus.REPLIED, error_code=None, error_message=None,
+                  timestamp=ts, recipient=BUSINESS, sender=USER, profile_name=None)
+    assert_message(event.message, type=MessageType.DOCUMENT, text=None, button_payload=None, button_text=None,
+                   media=Media(kind="document", url="https://www.example.org/path/to/attachment.zip",
+                               caption="Here's your archive", filename="attachment.zip"),
+                   location=None, reply_to=None, from_=USER, to=BUSINESS, timestamp=ts)
+
+
+def test_messages_callback_with_neither_status_nor_message_type_drifts(receive):
+    payload = {"message_uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789b2", "to": BUSINESS, "from": USER}
+    for event_type in ("status", "inbound_message"):
+        event = receive("vonage", {"event_type": event_type, "payload": payload})
+        assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN and event.vendor.drift
