@@ -18,8 +18,12 @@ def broker_options(settings: Settings, role: str) -> dict[str, Any]:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return {
             "visibility_timeout": settings.visibility_timeout,
-            "unacked_restore_interval": 10,
+            # A live worker refreshes its held messages (handlers.leases.RefreshHeldMessages), so the
+            # timeout only decides how soon a dead worker's messages come back: check every 5 s, and
+            # let a restorer that died holding kombu's restore mutex block the others 30 s, not 5 min.
+            "unacked_restore_interval": 5,
             "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": 30,
             # A hung Redis must not hold a webhook request: bound every socket operation.
             "socket_timeout": settings.publish_timeout if producer else 30,
             "socket_connect_timeout": settings.publish_timeout if producer else 5,
@@ -68,6 +72,11 @@ def create_celery(settings: Settings, registry: Registry, *, role: str = "worker
         enable_utc=True,
     )
     bind_handler_tasks(app, registry, settings)
+    if role == "worker":
+        from .leases import RefreshHeldMessages
+
+        app.conf.suprhook_unacked_refresh_every = settings.unacked_refresh_every
+        app.steps["consumer"].add(RefreshHeldMessages)
     if settings.embedded_broker:
         embedded.declare_queues(app)
     return app

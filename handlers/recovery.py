@@ -50,26 +50,39 @@ def queue_depth(celery: Celery, queue: str) -> int:
 
 
 def sweep_once(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> int:
-    """Re-dispatch runs left pending too long whose queue is empty: their task was lost (a SIGKILLed
-    worker, a broker dying mid-delivery). A run whose queue still holds messages is most likely
-    waiting in that backlog, so it is left alone rather than queued twice."""
+    """Re-dispatch two kinds of runs whose task is gone:
+
+    - runs whose lease expired: the process running them stopped renewing it (it died); taken over at
+      once, whatever the broker will do with their message;
+    - runs left pending (or failed without a retry) too long whose queue is empty: their task was lost
+      (a SIGKILLed worker's prefetched messages on the embedded broker, kombu's Redis BRPOP gap, a
+      broker dying mid-delivery). A run whose queue still holds messages is most likely waiting in
+      that backlog, so it is left alone rather than queued twice.
+    """
+    sent = _resend(store, celery, registry, settings, store.claim_expired(), "whose lease expired")
     drained = {h.name for h in registry if queue_depth(celery, h.queue or settings.default_queue) == 0}
-    if not drained:
+    if drained:
+        stale = store.claim_stale(settings.recovery_after, settings.recovery_after + settings.retry_backoff_max,
+                                  handlers=drained)
+        sent += _resend(store, celery, registry, settings, stale,
+                        f"left pending for over {settings.recovery_after:.0f} s")
+    return sent
+
+
+def _resend(store: EventStore, celery: Celery, registry: Registry, settings: Settings,
+            runs: list[tuple[str, str]], why: str) -> int:
+    if not runs:
         return 0
-    stale = store.claim_stale(settings.recovery_after, settings.recovery_after + settings.retry_backoff_max,
-                              handlers=drained)
-    if not stale:
-        return 0
-    sent, problems = redispatch(store, celery, registry, settings, stale)
+    sent, problems = redispatch(store, celery, registry, settings, runs)
     for problem in problems:
         log.warning("recovery: %s", problem)
-    log.warning("recovery: re-dispatched %d handler runs left pending for over %.0f s", sent, settings.recovery_after)
+    log.warning("recovery: re-dispatched %d handler runs %s", sent, why)
     return sent
 
 
 def start_sweeper(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> threading.Event:
     stop = threading.Event()
-    every = max(1.0, settings.recovery_after / 4)
+    every = max(1.0, min(settings.recovery_after / 4, settings.run_lease / 3))
 
     def loop() -> None:
         while not stop.wait(every):

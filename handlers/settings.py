@@ -26,7 +26,7 @@ class Settings:
     handler_modules: tuple[str, ...] = ()
     default_queue: str = "suprhook"
     poll_interval: float = 0.05
-    visibility_timeout: int = 900
+    visibility_timeout: int = 30  # Redis: held messages are kept fresh by the worker (handlers.leases)
     publish_timeout: float = 1.0
     max_retries: int = 5
     retry_backoff_max: int = 600
@@ -43,18 +43,22 @@ class Settings:
     signature_tolerance: int = 300
     allowed_ips: tuple[str, ...] = ()
     trusted_proxies: int = 0
-    rate_limit: float = 100.0  # requests/s per source; 0 turns it off
+    refusal_limit: float = 1.0  # refused requests/s per source before its refusals become 429; 0 = off
+    refusal_burst: int = 50
+    rate_limit: float = 0.0  # requests/s over all sources, per endpoint; 0 (the default) turns it off
     rate_limit_burst: int = 200
-    rate_limit_url: str = ""  # redis://... to share the limit between receiver processes
+    rate_limit_url: str = ""  # redis://... to share both limits between receiver processes
     store_url: str = ""
-    run_lease: float = 300.0
+    run_lease: float = 30.0  # renewed every third of it while the handler runs (handlers.leases)
     recovery: str = "on"  # the event-log sweep: on (any broker), auto (embedded broker only), off
-    recovery_after: float = 120.0
+    recovery_after: float = 30.0
     redis_fastpath: bool = True  # dedup + enqueue in one Lua call when broker and dedup share a Redis
     log_format: str = "json"  # json | text (default text when env is development)
     log_level: str = "INFO"
     log_distinct_id: str = "hash"  # plain | hash | mask, see handlers.jsonlog
     metrics_token: str = field(default="", repr=False)  # never printed; bearer token for GET /metrics
+    metrics_enabled: bool = True  # SUPRHOOK_METRICS=off: no GET /metrics on the receiver's port (404)
+    metrics_public: bool = False  # SUPRHOOK_METRICS_PUBLIC=1: production may serve /metrics without a token
     worker_metrics_port: int = 0  # 0 = off; else the worker serves /metrics there
     worker_metrics_addr: str = "0.0.0.0"
 
@@ -116,7 +120,7 @@ class Settings:
             handler_modules=_csv(get("SUPRHOOK_HANDLERS", "")),
             default_queue=str(get("SUPRHOOK_QUEUE", "suprhook")),
             poll_interval=num("SUPRHOOK_POLL_INTERVAL", 0.05, float),
-            visibility_timeout=num("SUPRHOOK_VISIBILITY_TIMEOUT", 900, int),
+            visibility_timeout=num("SUPRHOOK_VISIBILITY_TIMEOUT", 30, int),
             publish_timeout=num("SUPRHOOK_PUBLISH_TIMEOUT", 1.0, float),
             max_retries=num("SUPRHOOK_MAX_RETRIES", 5, int),
             retry_backoff_max=num("SUPRHOOK_RETRY_BACKOFF_MAX", 600, int),
@@ -133,18 +137,22 @@ class Settings:
             signature_tolerance=num("SUPRHOOK_SIGNATURE_TOLERANCE", 300, int),
             allowed_ips=_csv(get("SUPRHOOK_ALLOWED_IPS", "")),
             trusted_proxies=num("SUPRHOOK_TRUSTED_PROXIES", 0, int),
-            rate_limit=num("SUPRHOOK_RATE_LIMIT", 100.0, float),
+            refusal_limit=num("SUPRHOOK_REFUSAL_LIMIT", 1.0, float),
+            refusal_burst=num("SUPRHOOK_REFUSAL_BURST", 50, int),
+            rate_limit=num("SUPRHOOK_RATE_LIMIT", 0.0, float),
             rate_limit_burst=num("SUPRHOOK_RATE_LIMIT_BURST", 200, int),
             rate_limit_url=str(get("SUPRHOOK_RATE_LIMIT_URL", "")),
             store_url=str(get("SUPRHOOK_STORE_URL", f"sqlite:///{data_dir / 'events.sqlite3'}")),
-            run_lease=num("SUPRHOOK_RUN_LEASE", 300.0, float),
+            run_lease=num("SUPRHOOK_RUN_LEASE", 30.0, float),
             recovery=str(get("SUPRHOOK_RECOVERY", "on")).lower(),
-            recovery_after=num("SUPRHOOK_RECOVERY_AFTER", 120.0, float),
+            recovery_after=num("SUPRHOOK_RECOVERY_AFTER", 30.0, float),
             redis_fastpath=str(get("SUPRHOOK_REDIS_FASTPATH", "1")).lower() in _TRUE,
             log_format=str(get("SUPRHOOK_LOG_FORMAT", "json" if env == "production" else "text")).lower(),
             log_level=str(get("SUPRHOOK_LOG_LEVEL", "INFO")).upper(),
             log_distinct_id=str(get("SUPRHOOK_LOG_DISTINCT_ID", "hash")).lower(),
             metrics_token=str(get("SUPRHOOK_METRICS_TOKEN", "")),
+            metrics_enabled=_on_off("SUPRHOOK_METRICS", get("SUPRHOOK_METRICS", "on")),
+            metrics_public=str(get("SUPRHOOK_METRICS_PUBLIC", "")).lower() in _TRUE,
             worker_metrics_port=num("SUPRHOOK_WORKER_METRICS_PORT", 0, int),
             worker_metrics_addr=str(get("SUPRHOOK_WORKER_METRICS_ADDR", "0.0.0.0")),
         )
@@ -159,15 +167,38 @@ class Settings:
                 "this service authenticates SuprSend, or SUPRHOOK_ENV=development for local work"
             )
 
+    def require_metrics_guard(self) -> None:
+        """Refuse to serve `GET /metrics` open to anyone on the webhook's public port in production, unless
+        explicitly allowed."""
+        if self.production and self.metrics_enabled and not self.metrics_token and not self.metrics_public:
+            raise ConfigError(
+                "refusing to start in production with GET /metrics open on the webhook port: set "
+                "SUPRHOOK_METRICS_TOKEN (scrapers send Authorization: Bearer <token>), or SUPRHOOK_METRICS=off "
+                "to serve no /metrics on this port, or SUPRHOOK_METRICS_PUBLIC=1 if the internet cannot reach it "
+                "(something in front of this service blocks or guards /metrics), or SUPRHOOK_ENV=development "
+                "for local work"
+            )
+
     def validate(self) -> None:
-        """Refuse settings under which Redis would redeliver a task that only waits for its retry."""
+        """Refuse settings under which a live worker would lose its runs or its held messages."""
         if self.recovery not in ("auto", "on", "off"):
             raise ConfigError(f"SUPRHOOK_RECOVERY must be auto, on or off, got {self.recovery!r}")
-        if self.visibility_timeout <= self.retry_backoff_max:
-            raise ConfigError(
-                "SUPRHOOK_VISIBILITY_TIMEOUT must exceed SUPRHOOK_RETRY_BACKOFF_MAX, or Redis would "
-                "redeliver a task that is only waiting for its retry"
-            )
+        if self.run_lease < 3:
+            raise ConfigError(f"SUPRHOOK_RUN_LEASE must be at least 3 s (it is renewed every third of it), "
+                              f"got {self.run_lease:g}")
+        if self.visibility_timeout < 4:
+            raise ConfigError(f"SUPRHOOK_VISIBILITY_TIMEOUT must be at least 4 s (held messages are refreshed "
+                              f"every quarter of it), got {self.visibility_timeout}")
+
+    @property
+    def lease_renew_every(self) -> float:
+        """How often a running handler's lease is renewed: three chances before it expires."""
+        return self.run_lease / 3
+
+    @property
+    def unacked_refresh_every(self) -> float:
+        """How often a Redis worker marks the messages it holds as still held (handlers.leases)."""
+        return self.visibility_timeout / 4
 
 
 def config_source(overrides: Mapping[str, Any] | None = None,
@@ -182,6 +213,15 @@ def config_source(overrides: Mapping[str, Any] | None = None,
 def redact_url(value: str) -> str:
     """`redis://:secret@host/0` -> `redis://:***@host/0` (also user:password@)."""
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", value)
+
+
+def _on_off(key: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be on or off, got {value!r}")
 
 
 def _csv(value: Any) -> tuple[str, ...]:

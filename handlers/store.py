@@ -61,7 +61,12 @@ notifications = Table(
 
 
 class RunInProgress(Exception):
-    """Another worker holds this run's lease; the task retries later (and then finds it done)."""
+    """Another worker holds this run's lease; the task waits for it (and then finds it done, or takes
+    it over once the lease has expired because its holder stopped renewing it)."""
+
+    def __init__(self, message: str, retry_in: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_in = max(0.0, retry_in)  # seconds until the lease expires, unless its holder renews it
 
 
 @dataclass(frozen=True)
@@ -230,7 +235,9 @@ class EventStore:
             and_(runs.c.status == RUNNING, runs.c.lease_until < bindparam("k_now")),
         )).values(status=RUNNING, lease_until=bindparam("k_lease"), attempts=runs.c.attempts + 1,
                   updated_at=bindparam("k_now")).returning(runs.c.attempts)
-        self._run_status = select(runs.c.status).where(key)
+        self._run_status = select(runs.c.status, runs.c.lease_until).where(key)
+        self._renew = update(runs).where(key, runs.c.status == RUNNING, runs.c.attempts == bindparam("k_attempt")) \
+            .values(lease_until=bindparam("k_lease"))
         self._finish = update(runs).where(key).values(
             status=bindparam("k_status"), error=bindparam("k_error"), lease_until=None, updated_at=bindparam("k_now"))
         self._finish_attempt = self._finish.where(runs.c.attempts == bindparam("k_attempt"))
@@ -299,7 +306,23 @@ class EventStore:
             raise RunInProgress(f"{handler} for {event_id} is being logged elsewhere")
         if row.status in DONE or row.status == DEAD:  # dead: only `suprhook replay` runs it again
             return 0
-        raise RunInProgress(f"{handler} for {event_id} is running elsewhere")
+        raise RunInProgress(f"{handler} for {event_id} is running elsewhere",
+                            retry_in=(row.lease_until or now) - now)
+
+    def renew_leases(self, held: Iterable[tuple[str, str, int]], lease: float) -> list[tuple[str, str, int]]:
+        """Extend the lease of each (event_id, handler, attempt) this process is running, in one
+        transaction: the heartbeat that keeps a long handler's run its own. Returns the runs that
+        were taken over meanwhile (their lease had expired and another attempt claimed them)."""
+        held = list(held)
+        if not held:
+            return []
+        until, lost = time.time() + lease, []
+        with self._writing() as conn:
+            for event_id, handler, attempt in held:
+                if not conn.execute(self._renew, {"k_event": event_id, "k_handler": handler, "k_attempt": attempt,
+                                                  "k_lease": until}).rowcount:
+                    lost.append((event_id, handler, attempt))
+        return lost
 
     def finish_run(self, event_id: str, handler: str, status: str, error: str | None = None,
                    attempt: int | None = None) -> bool:
@@ -328,17 +351,28 @@ class EventStore:
         if self._write_lock is not None:
             self._write_lock.close()
 
+    def claim_expired(self, limit: int = 500) -> list[tuple[str, str]]:
+        """Runs whose lease expired: the process running them stopped renewing it (it died), so they
+        are taken over at once, wherever their task message is."""
+        now = time.time()
+        # set pending in the same statement: a second sweeper no longer matches it
+        return self._claim(and_(runs.c.status == RUNNING, runs.c.lease_until < now), limit,
+                           {"status": PENDING, "lease_until": None, "updated_at": now})
+
     def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
                     handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
-        """Runs left pending, running on an expired lease, or failed without a retry for too long
-        (only of `handlers`, when given). Their updated_at is bumped in the same statement, so two
-        sweepers never take the same run."""
+        """Runs left pending, or failed without a retry, for too long (only of `handlers`, when
+        given). Their updated_at is bumped in the same statement, so two sweepers never take the
+        same run."""
         now = time.time()
         stale = or_(
             and_(runs.c.status == PENDING, runs.c.updated_at < now - pending_after),
-            and_(runs.c.status == RUNNING, runs.c.lease_until < now - pending_after),
             and_(runs.c.status == FAILED, runs.c.updated_at < now - failed_after),
         )
+        return self._claim(stale, limit, {"updated_at": now}, handlers)
+
+    def _claim(self, stale: Any, limit: int, values: dict[str, Any],
+               handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
         if handlers is not None:
             stale = and_(stale, runs.c.handler.in_(list(handlers)))
         with self.engine.begin() as conn:
@@ -346,7 +380,7 @@ class EventStore:
             taken = []
             for event_id, handler in keys:
                 if conn.execute(update(runs).where(runs.c.event_id == event_id, runs.c.handler == handler, stale)
-                                .values(updated_at=now)).rowcount:
+                                .values(**values)).rowcount:
                     taken.append((event_id, handler))
         return taken
 

@@ -17,10 +17,11 @@ from .conversation import Conversation, ConversationStore, Snapshot, conversatio
 from .errors import PermanentError
 from .followup import Followup
 from .jsonlog import bind_run
+from .leases import LeaseKeeper
 from .metrics import handler_run
 from .registry import Filters, Handler, Registry
 from .settings import Settings
-from .store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, Timeline
+from .store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, RunInProgress, Timeline
 
 log = logging.getLogger("suprhook.worker")
 
@@ -38,6 +39,16 @@ def _store(url: str, pid: int) -> EventStore:
 
 def event_store(settings: Settings) -> EventStore:
     return _store(settings.store_url, os.getpid())
+
+
+@lru_cache(maxsize=8)
+def _keeper(url: str, lease: float) -> LeaseKeeper:
+    """One lease heartbeat per store and lease (its thread is per process, see LeaseKeeper)."""
+    return LeaseKeeper(lambda held: _store(url, os.getpid()).renew_leases(held, lease), lease / 3)
+
+
+def lease_keeper(settings: Settings) -> LeaseKeeper:
+    return _keeper(settings.store_url, settings.run_lease)
 
 
 def bind_handler_tasks(app: Celery, registry: Registry, settings: Settings) -> None:
@@ -89,24 +100,36 @@ def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
             handler_run(handler.name, "dead", task.request.retries, event_id=event_id, error=exc)
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
         store = event_store(settings)
-        attempt = store.begin_run(event.event_id, handler.name, settings.run_lease)
+        try:
+            attempt = store.begin_run(event.event_id, handler.name, settings.run_lease)
+        except RunInProgress as exc:
+            # A copy of a run that a live process holds (a redelivery, a sweep's copy): look again when
+            # its lease would expire. By then it has succeeded (skip), or its holder died and stopped
+            # renewing the lease (take it over). Re-sent as it is, so `attempt` counts only failures.
+            wait = min(max(exc.retry_in, 0.0), settings.run_lease) + 1.0
+            task.apply_async(args=[message], task_id=task.request.id, countdown=wait,
+                             retries=task.request.retries, queue=handler.queue or settings.default_queue)
+            handler_run(handler.name, "waiting", task.request.retries, event)
+            return
         if not attempt:
             handler_run(handler.name, "duplicate", task.request.retries, event)  # it already succeeded (or is dead)
             return
         event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
         started = time.perf_counter()
-        try:
-            ran = run_handler(handler, event, settings, attempt=task.request.retries)
-        except Exception as exc:
-            final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
-            store.finish_run(event.event_id, handler.name, DEAD if final else FAILED, f"{type(exc).__name__}: {exc}",
-                             attempt=attempt)
-            handler_run(handler.name, "dead" if final else "failed", task.request.retries, event,
-                        time.perf_counter() - started, exc)
-            raise
-        if not store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED, attempt=attempt):
-            log.warning("handler run outlived its lease handler=%s event_id=%s: another attempt owns it "
-                        "(raise SUPRHOOK_RUN_LEASE above your slowest handler)", handler.name, event_id)
+        with lease_keeper(settings).hold(event.event_id, handler.name, attempt):
+            try:
+                ran = run_handler(handler, event, settings, attempt=task.request.retries)
+            except Exception as exc:
+                final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
+                store.finish_run(event.event_id, handler.name, DEAD if final else FAILED,
+                                 f"{type(exc).__name__}: {exc}", attempt=attempt)
+                handler_run(handler.name, "dead" if final else "failed", task.request.retries, event,
+                            time.perf_counter() - started, exc)
+                raise
+            if not store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED, attempt=attempt):
+                log.warning("handler run was taken over handler=%s event_id=%s: this process could not renew its "
+                            "lease in time (a stalled process or event log); another attempt owns it",
+                            handler.name, event_id)
         handler_run(handler.name, "succeeded" if ran else "skipped", task.request.retries, event,
                     time.perf_counter() - started)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from handlers import EnqueueError, InFlight, Registry, Settings, on
 from handlers.dedup import open_dedup
@@ -66,6 +66,7 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
     guard = RequestGuard(settings)
     routes = load_routes(settings, config_source(config), endpoints, url_prefix=url_prefix,
                          default_verifier=guard.verifier)
+    settings.require_metrics_guard()  # after the webhooks' own authentication problems, which matter more
     load_handler_modules(settings.handler_modules)
     registry = registry if registry is not None else on
     install_usermaven(registry, settings, config)  # opt-in sink: the receiver must enqueue its task too
@@ -127,7 +128,7 @@ def receive_webhook() -> Response:
     route = state.routes[request.endpoint or ""]
     remote_addr = request.environ.get("REMOTE_ADDR")
     client = state.guard.client_ip(remote_addr, request.headers.getlist("X-Forwarded-For"))
-    refused = state.guard.admit(client, remote_addr)
+    refused = state.guard.admit(client, remote_addr, route.name)
     if refused:
         return finish(refuse(refused), started, cid, refused.reason, client=client, detail=",".join(refused.errors))
     problem = check_token(settings, request.headers, route.tokens)
@@ -177,9 +178,20 @@ def receive_webhook() -> Response:
     return finish(response, started, cid, None, event, handlers=len(outcome.handlers))
 
 
+# Refusals of what a request carried (its credentials, its body): counted per source by the guard.
+# Not counted: the allowlist and the endpoint ceiling (already source-wide), a wrong endpoint (a
+# SuprSend setting), and our own trouble (503, 409).
+COUNTED_REFUSALS = frozenset({"auth", "signature", "size", "content_type", "body", "schema"})
+
+
 def finish(response: Response, started: float, cid: str, reason: str | None, event: Any = None, *,
            handlers: int | None = None, client: object = None, detail: str | None = None) -> Response:
     """Count the outcome (a `reason` means refused), time it, log its one line, return the request id."""
+    if reason in COUNTED_REFUSALS:  # a source that keeps sending what we refuse gets 429s for it
+        limited = _state().guard.count_refusal(client, request.environ.get("REMOTE_ADDR"),
+                                               response.get_json(silent=True).get("errors") or {})
+        if limited is not None:
+            response, reason = refuse(limited), limited.reason
     seconds = time.perf_counter() - started
     if reason is None:
         outcome = "accepted" if response.status_code == 202 else "duplicate"
@@ -218,8 +230,12 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics_endpoint() -> Response:
-    """Prometheus text format; with SUPRHOOK_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
-    token = _state().settings.metrics_token
+    """Prometheus text format; with SUPRHOOK_METRICS_TOKEN set, only for `Authorization: Bearer <token>`;
+    with SUPRHOOK_METRICS=off, not served here (404)."""
+    settings = _state().settings
+    if not settings.metrics_enabled:
+        raise NotFound()
+    token = settings.metrics_token
     if token:
         given = request.headers.get("Authorization", "")
         if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), token.encode()):

@@ -1,11 +1,15 @@
-"""Who may post webhooks: source-IP allowlist, per-source rate limit, Standard Webhooks signatures.
+"""Who may post webhooks: source-IP allowlist, refusal limit per source, Standard Webhooks signatures.
 
 Everything here is framework-free; `receiver.blueprint` calls it in this order:
 
 1. `RequestGuard.client_ip` — the client address (WSGI ``REMOTE_ADDR``, or the ``X-Forwarded-For``
    entry that exactly ``SUPRHOOK_TRUSTED_PROXIES`` hops from the right put there);
-2. `RequestGuard.admit` — the allowlist (403), then the token bucket of that address (429);
-3. `RequestGuard.verify_signature` — over the raw body bytes, before any JSON parsing (401).
+2. `RequestGuard.admit` — the allowlist (403), then the endpoint's ceiling when one is set (429; off
+   by default: SuprSend sends all its webhooks from a few addresses and has its own rate limit);
+3. `RequestGuard.verify_signature` — over the raw body bytes, before any JSON parsing (401);
+4. `RequestGuard.count_refusal` — for every refused request (bad token, signature or body): one
+   token from the source's bucket; a source out of tokens has its refusals answered 429. Accepted
+   requests take nothing, so SuprSend's authenticated traffic is never throttled by it.
 
 Each check returns a `Rejection` (or None); the blueprint turns it into the JSON response. No secret
 is ever part of a message, a log line or a ``repr``.
@@ -53,7 +57,8 @@ class Rejection:
     def body(self) -> dict[str, object]:
         if self.status == "rejected":
             return {"status": self.status, "errors": self.errors}
-        return {"status": self.status, "error": "; ".join(m for ms in self.errors.values() for m in ms)}
+        return {"status": self.status, "error": "; ".join(
+            m if key.startswith("$") else f"{key}: {m}" for key, ms in self.errors.items() for m in ms)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,15 +276,21 @@ class RedisTokenBucketLimiter:
         return f"RedisTokenBucketLimiter(rate={self.rate:g}/s, burst={self.burst}, prefix={self.prefix!r})"
 
 
-def open_rate_limiter(settings: Settings) -> RateLimiter | None:
-    """The limiter `settings` ask for: None when ``SUPRHOOK_RATE_LIMIT`` is 0, Redis when a URL is set."""
-    if settings.rate_limit <= 0:
+def open_rate_limiter(settings: Settings, kind: str = "rate") -> RateLimiter | None:
+    """A limiter `settings` ask for, `kind` "rate" (the endpoint ceiling, ``SUPRHOOK_RATE_LIMIT``) or
+    "refusal" (``SUPRHOOK_REFUSAL_LIMIT``): None when its rate is 0, in Redis when a URL is set."""
+    rate, burst = ((settings.rate_limit, settings.rate_limit_burst) if kind == "rate"
+                   else (settings.refusal_limit, settings.refusal_burst))
+    if rate <= 0:
         return None
+    if burst < 1:
+        name = "SUPRHOOK_RATE_LIMIT_BURST" if kind == "rate" else "SUPRHOOK_REFUSAL_BURST"
+        raise ConfigError(f"{name} must be at least 1 when its limit is on, got {burst}")
     if settings.rate_limit_url:
         if not settings.rate_limit_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("SUPRHOOK_RATE_LIMIT_URL must be a redis://, rediss:// or unix:// URL")
-        return RedisTokenBucketLimiter(settings.rate_limit_url, settings.rate_limit, settings.rate_limit_burst)
-    return TokenBucketLimiter(settings.rate_limit, settings.rate_limit_burst)
+        return RedisTokenBucketLimiter(settings.rate_limit_url, rate, burst, prefix=f"suprhook:{kind}limit:")
+    return TokenBucketLimiter(rate, burst)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -398,10 +409,11 @@ class RequestGuard:
     """The source and signature checks for one receiver, built once from its settings."""
 
     def __init__(self, settings: Settings, *, limiter: RateLimiter | None = None,
-                 verifier: SignatureVerifier | None = None) -> None:
+                 refusals: RateLimiter | None = None, verifier: SignatureVerifier | None = None) -> None:
         self.trusted_proxies = settings.trusted_proxies
         self.allowlist = IPAllowlist(settings.allowed_ips) if settings.allowed_ips else None
-        self.limiter = limiter if limiter is not None else open_rate_limiter(settings)
+        self.limiter = limiter if limiter is not None else open_rate_limiter(settings, "rate")
+        self.refusals = refusals if refusals is not None else open_rate_limiter(settings, "refusal")
         if verifier is None and settings.signing_secrets:
             verifier = SignatureVerifier(settings.signing_secrets, settings.signature_tolerance)
         self.verifier = verifier
@@ -409,8 +421,9 @@ class RequestGuard:
     def client_ip(self, remote_addr: str | None, forwarded_for: Sequence[str]) -> IPAddress | None:
         return client_ip(remote_addr, forwarded_for, self.trusted_proxies)
 
-    def admit(self, ip: IPAddress | None, remote_addr: str | None = None) -> Rejection | None:
-        """The allowlist, then the rate limit of `ip` (None: not determinable from the headers)."""
+    def admit(self, ip: IPAddress | None, remote_addr: str | None = None,
+              endpoint: str = "default") -> Rejection | None:
+        """The allowlist for `ip` (None: not determinable from the headers), then `endpoint`'s ceiling."""
         if self.allowlist is not None and not self.allowlist.allows(ip):
             if ip is None:
                 problem = "cannot determine the client address: X-Forwarded-For is missing, malformed or " \
@@ -419,17 +432,32 @@ class RequestGuard:
                 problem = f"source address {ip} is not allowed"
             return Rejection(403, {"$": [problem]}, "ip")
         if self.limiter is not None:
-            key = str(ip) if ip is not None else f"peer:{remote_addr or '-'}"
-            decision = self.limiter.hit(key)
+            decision = self.limiter.hit(f"endpoint:{endpoint}")
             if not decision.allowed:
                 seconds = decision.retry_after_header
-                return Rejection(429, {"$": [f"too many requests from this source; retry after {seconds} s"]},
+                return Rejection(429, {"$": [f"this endpoint takes at most {self.limiter.rate:g} requests/s "
+                                             f"(SUPRHOOK_RATE_LIMIT); retry after {seconds} s"]},
                                  "rate_limited", {"Retry-After": seconds}, status="rate_limited")
         return None
+
+    def count_refusal(self, ip: IPAddress | None, remote_addr: str | None,
+                      errors: Mapping[str, Sequence[str]]) -> Rejection | None:
+        """Count one refused request of this source; a 429 to answer instead once its refusals exceed
+        ``SUPRHOOK_REFUSAL_LIMIT`` per second (burst ``SUPRHOOK_REFUSAL_BURST``). The 429 keeps the
+        refusal's own errors, so a misconfigured sender still learns what is wrong."""
+        if self.refusals is None:
+            return None
+        decision = self.refusals.hit(str(ip) if ip is not None else f"peer:{remote_addr or '-'}")
+        if decision.allowed:
+            return None
+        seconds = decision.retry_after_header
+        return Rejection(429, {**{k: list(v) for k, v in errors.items()}, "$limit": [
+            f"too many refused requests from this source; retry after {seconds} s"]},
+            "rate_limited", {"Retry-After": seconds}, status="rate_limited")
 
     def verify_signature(self, body: bytes, headers: Mapping[str, str]) -> Rejection | None:
         return check_signature(self.verifier, body, headers)
 
     def __repr__(self) -> str:
-        return (f"RequestGuard(allowlist={self.allowlist!r}, limiter={self.limiter!r}, "
+        return (f"RequestGuard(allowlist={self.allowlist!r}, limiter={self.limiter!r}, refusals={self.refusals!r}, "
                 f"verifier={self.verifier!r}, trusted_proxies={self.trusted_proxies})")

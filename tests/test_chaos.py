@@ -1,9 +1,13 @@
-"""Chaos: 5,000 events posted while workers are SIGKILLed and restarted and the broker restarts once.
+"""Chaos, on default recovery settings: events posted while workers are SIGKILLed and restarted and
+the broker restarts once.
 
-Every event that got a 2xx must have its handler succeed exactly once: by the handler-run log, and
-by counting its side effect (one follow-up accepted by the fake SuprSend per event). Runs against a
-private redis-server with AOF and appendfsync always (what a broker must do to keep a 2xx honest
-across its own restart), so stopping it never disturbs the machine's shared Redis.
+Every event that got a 2xx must have its handler succeed exactly once by the handler-run log, within
+120 s of the last POST, with lease, sweep and visibility timeout left at their defaults (the load is
+smaller than a production burst, the recovery is not shortened). Its side effect (one follow-up
+accepted by the fake SuprSend per event) happens for every event; more than once only for a run a
+SIGKILL interrupted between the side effect and recording success: at most kills x concurrency.
+Runs against a private redis-server with AOF and appendfsync always (what a broker must do to keep a
+2xx honest across its own restart), so stopping it never disturbs the machine's shared Redis.
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ from .conftest import LiveServer, Worker, make_status, stack_config, wait_until
 from .fake_suprsend import FakeSuprsend
 from .test_broker_outage import free_port
 
-EVENTS = 5000
+EVENTS = 1500
+CONCURRENCY = 2
+HANDLED_WITHIN = 120.0  # seconds after the last POST
 
 
 class DurableRedis:
@@ -64,11 +70,12 @@ def test_chaos_every_accepted_event_handled_exactly_once(tmp_path):
         tmp_path, f"redis://127.0.0.1:{broker.port}/0", SUPRHOOK_DEDUP_URL=f"redis://127.0.0.1:{broker.port}/0",
         SUPRHOOK_HANDLERS="tests.probe_chaos",
         SUPRHOOK_PROBE_DIR=str(tmp_path / "probe"), SUPRSEND_WORKSPACE_KEY=fake.workspace_key,
-        SUPRSEND_WORKSPACE_SECRET=fake.workspace_secret, SUPRSEND_BASE_URL=fake.url,
-        SUPRHOOK_VISIBILITY_TIMEOUT="8", SUPRHOOK_RETRY_BACKOFF_MAX="4", SUPRHOOK_RUN_LEASE="6",
-        SUPRHOOK_RATE_LIMIT="0", SUPRHOOK_RECOVERY_AFTER="15", PYTHONUNBUFFERED="1")
+        SUPRSEND_WORKSPACE_SECRET=fake.workspace_secret, SUPRSEND_BASE_URL=fake.url, PYTHONUNBUFFERED="1")
+    for key in ("SUPRHOOK_VISIBILITY_TIMEOUT", "SUPRHOOK_RUN_LEASE", "SUPRHOOK_RECOVERY_AFTER",
+                "SUPRHOOK_RETRY_BACKOFF_MAX", "SUPRHOOK_RATE_LIMIT", "SUPRHOOK_REFUSAL_LIMIT"):
+        assert key not in config  # the defaults are what is tested
     server = LiveServer(create_app(config))
-    workers = [Worker(config, tmp_path / "probe", concurrency=2)]
+    workers = [Worker(config, tmp_path / "probe", concurrency=CONCURRENCY)]
     accepted: set[str] = set()
     retried = {"count": 0}
     lock = threading.Lock()
@@ -102,9 +109,10 @@ def test_chaos_every_accepted_event_handled_exactly_once(tmp_path):
                 broker.kill()
                 time.sleep(1.5)
                 broker.start()
-            workers.append(Worker(config, tmp_path / "probe", concurrency=2))
+            workers.append(Worker(config, tmp_path / "probe", concurrency=CONCURRENCY))
         for t in posters:
             t.join(timeout=600)
+        last_post = time.monotonic()
         assert len(accepted) == EVENTS
         store = EventStore(Settings.load(config, environ={}).store_url)
 
@@ -112,7 +120,8 @@ def test_chaos_every_accepted_event_handled_exactly_once(tmp_path):
             runs = store.select_runs(event_ids=())
             return len(runs) == EVENTS and all(r["status"] == "succeeded" for r in runs)
 
-        assert wait_until(all_succeeded, 300, interval=1), workers[-1].output()
+        assert wait_until(all_succeeded, HANDLED_WITHIN, interval=1), workers[-1].output()
+        handled_after = time.monotonic() - last_post
         runs = store.select_runs()
         assert {r["event_id"] for r in runs} == accepted
         done = fake.events_named("chaos_done")
@@ -121,9 +130,12 @@ def test_chaos_every_accepted_event_handled_exactly_once(tmp_path):
             by_event.setdefault(e["properties"]["source_event"], 0)
             by_event[e["properties"]["source_event"]] += 1
         assert set(by_event) == accepted  # every accepted event's side effect happened...
-        assert set(by_event.values()) == {1}  # ...exactly once
+        kills = len(workers) - 1
+        duplicates = sum(n - 1 for n in by_event.values())
+        assert duplicates <= kills * CONCURRENCY  # ...again only where a SIGKILL cut a run short
         sent = sum(1 for r in fake.requests if isinstance(r.body, dict) and r.body.get("event") == "chaos_done")
-        print(f"\nchaos: {EVENTS} events accepted in {time.monotonic() - started:.0f} s, {retried['count']} "
+        print(f"\nchaos: {EVENTS} events accepted in {last_post - started:.0f} s, all handled {handled_after:.0f} s "
+              f"after the last POST, {duplicates} duplicate side effects, {retried['count']} "
               f"sender retries (503/409/connection) during the broker restart and kills, {len(workers) - 1} worker "
               f"SIGKILLs, 1 broker restart; {sum(r['attempts'] for r in runs)} handler attempts for {EVENTS} runs; "
               f"{sent} follow-up requests for {len(done)} accepted follow-ups")

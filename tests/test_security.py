@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 import redis
+import requests
 from standardwebhooks import Webhook
 from werkzeug.serving import make_server
 
@@ -108,7 +109,8 @@ def test_token_only_needs_no_signature(serve):
 
 
 def test_signature_only(serve):
-    server = serve(SUPRHOOK_SIGNING_SECRET=SECRET_OLD, SUPRHOOK_ENV="production")  # a secret is enough to start
+    server = serve(SUPRHOOK_SIGNING_SECRET=SECRET_OLD, SUPRHOOK_ENV="production",  # a secret is enough to start
+                   SUPRHOOK_METRICS="off")
     body = body_of()
     assert accepted(server.post(data=body, headers=sign(body, SECRET_OLD)))
     assert server.depth() == 1
@@ -422,70 +424,88 @@ class FakeClock:
         return self.now
 
 
-def test_burst_then_429_with_retry_after(serve):
-    server = serve(SUPRHOOK_RATE_LIMIT="1", SUPRHOOK_RATE_LIMIT_BURST="3")
-    assert all(accepted(server.post(make_status())) for _ in range(3))
-    r = server.post(make_status())
+def test_authenticated_traffic_from_one_source_is_never_throttled_on_defaults(serve):
+    """SuprSend sends every webhook from a few addresses (behind a proxy: one). Default settings."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = serve(SUPRHOOK_AUTH_TOKENS=TOKEN)  # only the token: every limit at its default
+    assert server.state.guard.limiter is None  # the endpoint ceiling is off by default
+
+    def send(n: int) -> list[int]:  # one keep-alive connection each, as fast as it goes
+        session = requests.Session()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+        return [session.post(server.url + "/webhooks/suprsend", data=json.dumps(make_status()), headers=headers,
+                             timeout=30).status_code for _ in range(n)]
+
+    with ThreadPoolExecutor(8) as pool:  # 2,000 events over 8 connections from one address
+        codes = [code for codes in pool.map(send, [250] * 8) for code in codes]
+    assert codes.count(429) == 0 and codes.count(202) == 2000, sorted(set(codes))
+    assert server.depth() == 2000
+
+
+def test_refusals_past_the_burst_become_429_with_retry_after(serve):
+    server = serve(SUPRHOOK_AUTH_TOKENS=TOKEN, SUPRHOOK_REFUSAL_LIMIT="1", SUPRHOOK_REFUSAL_BURST="3")
+    assert [server.post(make_status()).status_code for _ in range(3)] == [401, 401, 401]
+    r = server.post(make_status(), token="wrong-token-0123456789")
     assert r.status_code == 429, r.text
     assert r.headers["Retry-After"] == "1"
-    assert r.json()["status"] == "rate_limited" and "retry after 1 s" in r.json()["error"]
-    assert server.depth() == 3  # nothing enqueued by the refused request
-
-
-def test_rate_limit_counts_unauthenticated_requests_before_auth(serve):
-    server = serve(SUPRHOOK_RATE_LIMIT="0.5", SUPRHOOK_RATE_LIMIT_BURST="2", SUPRHOOK_AUTH_TOKENS=TOKEN)
-    assert [server.post(make_status()).status_code for _ in range(2)] == [401, 401]
-    r = server.post(make_status(), token=TOKEN)
-    assert r.status_code == 429 and r.headers["Retry-After"] == "2"
-    assert server.depth() == 0
-
-
-def test_recovery_after_time_passes_over_http(serve):
-    server = serve(SUPRHOOK_RATE_LIMIT="2", SUPRHOOK_RATE_LIMIT_BURST="2")
-    clock = FakeClock()
-    server.state.guard.limiter = TokenBucketLimiter(2, 2, clock=clock)
-    assert accepted(server.post(make_status())) and accepted(server.post(make_status()))
-    assert server.post(make_status()).status_code == 429
-    clock.now += 0.49
-    assert server.post(make_status()).status_code == 429
-    clock.now += 0.02  # 0.51 s after the bucket ran dry: one token
-    assert accepted(server.post(make_status()))
-    assert server.post(make_status()).status_code == 429
-    clock.now += 60  # a long pause refills to the burst, never beyond
-    assert [server.post(make_status()).status_code for _ in range(3)] == [202, 202, 429]
+    body = r.json()
+    assert body["status"] == "rate_limited" and "too many refused requests" in body["error"]
+    assert "Authorization: " in body["error"]  # the refusal's own reason is still told
+    # ...while the same source's authenticated requests go through: only refusals are counted
+    assert [server.post(make_status(), token=TOKEN).status_code for _ in range(5)] == [202] * 5
+    assert server.post(data="{not json", token=TOKEN).status_code == 429  # a bad body is a refusal too
     assert server.depth() == 5
 
 
-def test_recovery_in_real_time(serve):
-    server = serve(SUPRHOOK_RATE_LIMIT="5", SUPRHOOK_RATE_LIMIT_BURST="1")
-    assert accepted(server.post(make_status()))
+def test_refusal_limit_recovers_as_time_passes_over_http(serve):
+    server = serve(SUPRHOOK_REFUSAL_LIMIT="2", SUPRHOOK_REFUSAL_BURST="2", SUPRHOOK_AUTH_TOKENS=TOKEN)
+    clock = FakeClock()
+    server.state.guard.refusals = TokenBucketLimiter(2, 2, clock=clock)
+    assert [server.post(make_status()).status_code for _ in range(3)] == [401, 401, 429]
+    clock.now += 0.49
     assert server.post(make_status()).status_code == 429
-    time.sleep(0.25)
-    assert accepted(server.post(make_status()))
+    clock.now += 0.02  # 0.51 s after the bucket ran dry: one token
+    assert server.post(make_status()).status_code == 401
+    assert server.post(make_status()).status_code == 429
+    clock.now += 60  # a long pause refills to the burst, never beyond
+    assert [server.post(make_status()).status_code for _ in range(3)] == [401, 401, 429]
+    assert server.depth() == 0
 
 
-def test_separate_sources_have_separate_buckets(serve):
-    server = serve(SUPRHOOK_RATE_LIMIT="0.1", SUPRHOOK_RATE_LIMIT_BURST="1", SUPRHOOK_TRUSTED_PROXIES="1")
+def test_separate_sources_have_separate_refusal_buckets(serve):
+    server = serve(SUPRHOOK_REFUSAL_LIMIT="0.1", SUPRHOOK_REFUSAL_BURST="1", SUPRHOOK_TRUSTED_PROXIES="1",
+                   SUPRHOOK_AUTH_TOKENS=TOKEN)
     a, b = {"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}
-    assert accepted(server.post(make_status(), headers=a))
+    assert server.post(make_status(), headers=a).status_code == 401
     r = server.post(make_status(), headers=a)
     assert r.status_code == 429 and r.headers["Retry-After"] == "10"
-    assert accepted(server.post(make_status(), headers=b))
+    assert server.post(make_status(), headers=b).status_code == 401
     # A spoofed leftmost entry does not buy a fresh bucket.
     assert server.post(make_status(), headers={"X-Forwarded-For": "1.2.3.4, 198.51.100.1"}).status_code == 429
-    assert server.depth() == 2
+    assert server.depth() == 0
 
 
-def test_rate_limit_zero_turns_it_off(serve):
-    server = serve(SUPRHOOK_RATE_LIMIT="0", SUPRHOOK_RATE_LIMIT_BURST="0")
-    assert server.state.guard.limiter is None
-    assert all(accepted(server.post(make_status())) for _ in range(5))
+def test_endpoint_ceiling_is_opt_in_and_counts_every_request(serve):
+    server = serve(SUPRHOOK_RATE_LIMIT="1", SUPRHOOK_RATE_LIMIT_BURST="3")
+    assert all(accepted(server.post(make_status())) for _ in range(3))
+    r = server.post(make_status())
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    assert r.json()["status"] == "rate_limited" and "SUPRHOOK_RATE_LIMIT" in r.json()["error"]
+    assert server.depth() == 3  # nothing enqueued by the refused request
 
 
-def test_default_rate_limit_is_in_process(serve):
+def test_limits_at_zero_are_off(serve):
+    server = serve(SUPRHOOK_RATE_LIMIT="0", SUPRHOOK_RATE_LIMIT_BURST="0", SUPRHOOK_REFUSAL_LIMIT="0",
+                   SUPRHOOK_REFUSAL_BURST="0", SUPRHOOK_AUTH_TOKENS=TOKEN)
+    assert server.state.guard.limiter is None and server.state.guard.refusals is None
+    assert [server.post(make_status()).status_code for _ in range(60)] == [401] * 60
+
+
+def test_default_refusal_limit_is_in_process(serve):
     server = serve()
-    limiter = server.state.guard.limiter
-    assert isinstance(limiter, TokenBucketLimiter) and (limiter.rate, limiter.burst) == (100.0, 200)
+    limiter = server.state.guard.refusals
+    assert isinstance(limiter, TokenBucketLimiter) and (limiter.rate, limiter.burst) == (1.0, 50)
 
 
 def test_token_bucket_unit():
@@ -543,6 +563,8 @@ def test_token_bucket_with_freezegun():
 def test_invalid_rate_limit_settings_refuse_to_start(tmp_path):
     with pytest.raises(ConfigError, match="SUPRHOOK_RATE_LIMIT_BURST"):
         create_app(stack_config(tmp_path, None, SUPRHOOK_RATE_LIMIT="5", SUPRHOOK_RATE_LIMIT_BURST="0"))
+    with pytest.raises(ConfigError, match="SUPRHOOK_REFUSAL_BURST"):
+        create_app(stack_config(tmp_path, None, SUPRHOOK_REFUSAL_BURST="0"))
     with pytest.raises(ConfigError, match="SUPRHOOK_RATE_LIMIT_URL"):
         create_app(stack_config(tmp_path, None, SUPRHOOK_RATE_LIMIT_URL="http://127.0.0.1:6379"))
 
@@ -586,18 +608,19 @@ def test_redis_limiter_uses_the_server_clock(redis_prefix):
 
 def test_redis_limiter_shared_by_two_receivers_over_http(serve, redis_prefix):
     source = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"
-    config = dict(SUPRHOOK_RATE_LIMIT="0.1", SUPRHOOK_RATE_LIMIT_BURST="2", SUPRHOOK_RATE_LIMIT_URL=REDIS_URL,
-                  SUPRHOOK_TRUSTED_PROXIES="1")
+    config = dict(SUPRHOOK_REFUSAL_LIMIT="0.1", SUPRHOOK_REFUSAL_BURST="2", SUPRHOOK_RATE_LIMIT_URL=REDIS_URL,
+                  SUPRHOOK_TRUSTED_PROXIES="1", SUPRHOOK_AUTH_TOKENS=TOKEN)
     first, second = serve(**config), serve(**config)
     for server in (first, second):  # a test prefix instead of the default, so the shared Redis stays clean
-        server.state.guard.limiter.prefix = redis_prefix
+        server.state.guard.refusals.prefix = redis_prefix
     headers = {"X-Forwarded-For": source}
-    assert accepted(first.post(make_status(), headers=headers))
-    assert accepted(second.post(make_status(), headers=headers))
+    assert first.post(make_status(), headers=headers).status_code == 401
+    assert second.post(make_status(), headers=headers).status_code == 401
     r = first.post(make_status(), headers=headers)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     assert second.post(make_status(), headers=headers).status_code == 429
-    assert first.depth() == 1 and second.depth() == 1
+    assert accepted(second.post(make_status(), headers=headers, token=TOKEN))
+    assert first.depth() == 0 and second.depth() == 1
 
 
 def test_redis_down_falls_back_to_an_in_process_limit(caplog):

@@ -72,6 +72,41 @@ def test_an_expired_lease_can_be_taken_over(store):
     assert store.begin_run(event.event_id, "h", lease=60) == 0
 
 
+def test_a_renewed_lease_is_never_taken_over_and_a_lapsed_one_is(store):
+    event = status("delivered")
+    store.record_accepted(event, ["long", "dead"])
+    long_run = store.begin_run(event.event_id, "long", lease=0.4)
+    dead_run = store.begin_run(event.event_id, "dead", lease=0.4)
+    for _ in range(4):  # the process running "long" heartbeats; the one running "dead" was SIGKILLed
+        time.sleep(0.15)
+        assert store.renew_leases([(event.event_id, "long", long_run)], lease=0.4) == []
+    with pytest.raises(RunInProgress) as held:  # a redelivered copy waits for the live holder...
+        store.begin_run(event.event_id, "long", lease=0.4)
+    assert 0 < held.value.retry_in <= 0.4  # ...about as long as the lease has left
+    assert store.claim_expired() == [(event.event_id, "dead")]  # the sweep takes the dead one only
+    assert store.claim_expired() == []  # once: a second sweeper finds it pending, not expired
+    assert store.select_runs(event_ids=[event.event_id])[0]["status"] == "pending"
+    assert store.begin_run(event.event_id, "dead", lease=60) == dead_run + 1
+    # the dead attempt cannot renew a run another attempt took over: renew reports it lost
+    assert store.renew_leases([(event.event_id, "dead", dead_run)], lease=60) == [(event.event_id, "dead", dead_run)]
+    assert store.finish_run(event.event_id, "long", "succeeded", attempt=long_run)
+
+
+def test_lease_keeper_renews_while_held_and_stops_after(store):
+    from handlers.leases import LeaseKeeper
+
+    event = status("delivered")
+    store.record_accepted(event, ["h"])
+    attempt = store.begin_run(event.event_id, "h", lease=0.6)
+    keeper = LeaseKeeper(lambda held: store.renew_leases(held, 0.6), every=0.2)
+    with keeper.hold(event.event_id, "h", attempt):
+        time.sleep(1.5)  # 2.5 leases: only the heartbeat keeps it
+        assert store.claim_expired() == []
+    assert keeper.held() == []
+    time.sleep(0.8)  # no longer renewed: it lapses like a dead process's
+    assert store.claim_expired() == [(event.event_id, "h")]
+
+
 def test_failed_runs_retry_dead_runs_only_by_replay(store):
     event = status("delivered")
     store.record_accepted(event, ["h", "g"])
