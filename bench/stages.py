@@ -47,7 +47,7 @@ def main() -> None:
     os.environ.update(SUPRHOOK_ENV="production", SUPRHOOK_AUTH_TOKENS="stages-token", SUPRHOOK_DATA_DIR=tmp,
                       SUPRHOOK_HANDLERS="bench.noop_handlers", BENCH_DIR=tmp, SUPRHOOK_QUEUE=queue,
                       SUPRHOOK_RATE_LIMIT="1000000", SUPRHOOK_RATE_LIMIT_BURST="1000000",
-                      SUPRHOOK_LOG_LEVEL="WARNING")
+                      SUPRHOOK_LOG_LEVEL="WARNING", SUPRHOOK_METRICS_TOKEN="stages-metrics-token")
     if args.broker == "redis":
         os.environ.update(CELERY_BROKER_URL="redis://127.0.0.1:6379/13", SUPRHOOK_DEDUP_URL="redis://127.0.0.1:6379/13")
     import receiver.blueprint as blueprint

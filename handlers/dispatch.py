@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from .errors import EnqueueError, InFlight
 from .jsonlog import correlation_id as current_correlation_id
 from .redis_fastpath import RedisFastPath, same_redis
 from .registry import Handler, Registry
-from .settings import Settings
+from .settings import Settings, redact_url
 from .store import EventStore
 
 log = logging.getLogger("suprhook.dispatch")
@@ -80,8 +81,9 @@ class Dispatcher:
             claim = self._submit_two_phase(event, handlers, body, headers)
         if claim == DUPLICATE:
             return Outcome("duplicate", event.event_id)
-        if event.vendor.drift:
+        if event.vendor.drift:  # once per accepted event (a duplicate returned above)
             record_drift(event.vendor, event.event_id)
+            metrics.vendor_drift((event.vendor.name or "").lower())
         return Outcome("accepted", event.event_id, tuple(h.name for h in handlers))
 
     def _submit_atomic(self, event: Event, handlers: list[Handler], body: bytes | None,
@@ -144,20 +146,72 @@ class Dispatcher:
             metrics.dedup_errors["commit"].inc()
         return claim
 
-    def ready(self) -> dict[str, str]:
-        """Check the broker, the dedup store and the event log: {"broker": "ok" | "unreachable: …", ...}."""
-        checks: dict[str, str] = {}
+    def probe(self) -> dict[str, BaseException | None]:
+        """Reach the broker, the dedup store and the event log: None for each that answered, else its exception."""
+        problems: dict[str, BaseException | None] = {}
         try:
             with self.celery.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2,
                                      timeout=self.settings.publish_timeout)
-            checks["broker"] = "ok"
+            problems["broker"] = None
         except Exception as exc:
-            checks["broker"] = f"unreachable: {type(exc).__name__}"
+            problems["broker"] = exc
         for name, ping in (("dedup", self.dedup.ping), ("store", self.store.ping)):
             try:
                 ping()
-                checks[name] = "ok"
+                problems[name] = None
             except Exception as exc:
-                checks[name] = f"unreachable: {type(exc).__name__}"
-        return checks
+                problems[name] = exc
+        return problems
+
+    def ready(self) -> dict[str, str]:
+        """For the public `/readyz`: {"broker": "ok" | "unreachable: connection refused" | ..., "dedup": ...,
+        "store": ...}, a short reason per failing check, never a host, a URL or a credential (`public_reason`)."""
+        return {name: "ok" if exc is None else public_reason(exc) for name, exc in self.probe().items()}
+
+
+# Why a store could not be reached, in words safe for a public answer: (what to look for in the exception's
+# class names and messages, lower-cased, along its cause/context chain; the reason shown).
+_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("no such transport", "unsupported scheme", "can't load plugin", "unknown scheme", "invalid url scheme"),
+     "unsupported URL scheme"),
+    (("access_refused", "authentication", "wrongpass", "noauth", "invalid password", "not authorized",
+      "authorizationerror"), "authentication failed"),
+    (("connectionrefusederror", "connection refused", "error 111", "errno 111"), "unreachable: connection refused"),
+    (("gaierror", "name or service not known", "nodename nor servname", "failed to resolve host",
+      "name resolution", "could not translate host name"), "unreachable: unknown host"),
+    (("timeouterror", "timed out", "timeout"), "unreachable: timed out"),
+    (("unable to open database", "no such file or directory", "permission denied", "read-only"),
+     "unreachable: cannot open the database"),
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen and len(seen) < 8:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def public_reason(exc: BaseException) -> str:
+    """A short reason a store is unreachable, for `/readyz` (public): a fixed phrase, never the exception's
+    message (it may name hosts, users or URLs); the exception class when nothing more is recognised."""
+    text = " ".join(f"{type(e).__name__} {e.args[0] if isinstance(e, KeyError) and e.args else e}"
+                    for e in _chain(exc)).lower()
+    for needles, reason in _REASONS:
+        if any(needle in text for needle in needles):
+            return reason
+    return f"unreachable: {type(exc).__name__}"
+
+
+_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|pwd|secret|token)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&;,]+)")
+
+
+def explain(exc: BaseException) -> str:
+    """For `suprhook check-config` (an operator's terminal): the public reason and the exception's own first
+    line, with passwords in URLs and `password=...` parameters masked."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    first_line = next(iter(str(message).splitlines()), "")[:200]
+    detail = _SECRET_PARAM.sub(r"\1\2***", redact_url(first_line))
+    return f"{public_reason(exc)} ({type(exc).__name__}{': ' + detail if detail else ''})"

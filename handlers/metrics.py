@@ -44,10 +44,19 @@ INGEST_SECONDS = Histogram("suprhook_ingest_duration_seconds", "Time to answer a
 DEDUP_ERRORS = Counter("suprhook_dedup_errors", "Dedup store operations that failed", ["op"])
 ENQUEUE_ERRORS = Counter("suprhook_enqueue_errors",
                          "Events that could not be logged or put on the broker (answered 503)")
+VENDOR_DRIFT = Counter("suprhook_vendor_drift", "Accepted events whose vendor_response did not match the vendor's "
+                       "documented shape (dispatched with normalized_status=unknown), by vendor", ["vendor"])
 
 rejected = {reason: REJECTED.labels(reason) for reason in REJECT_REASONS}
 ingest_seconds = {outcome: INGEST_SECONDS.labels(outcome) for outcome in INGEST_OUTCOMES}
 dedup_errors = {op: DEDUP_ERRORS.labels(op) for op in DEDUP_OPS}
+
+
+def vendor_drift(vendor: str) -> None:
+    """Count one accepted event with drift. Only a vendor with a normalizer can drift (schemas.vendors.VENDORS),
+    so the label set is bounded, not whatever a payload's vendor_name says."""
+    VENDOR_DRIFT.labels(vendor).inc()
+
 
 # -- worker -----------------------------------------------------------------------------------------
 HANDLER_RUNS = Counter("suprhook_handler_runs", "Handler task executions, by handler and outcome "

@@ -2,6 +2,7 @@
 the command in a subprocess, against a receiver on a real socket and real Redis where it says so."""
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -149,7 +150,7 @@ def test_check_config_passes_on_the_embedded_broker(tmp_path):
 
 def test_check_config_reaches_real_redis_in_production(tmp_path):
     env = {"SUPRHOOK_DATA_DIR": str(tmp_path), "SUPRHOOK_AUTH_TOKENS": "a-token",
-           "SUPRHOOK_HANDLERS": "examples.quickstart",
+           "SUPRHOOK_HANDLERS": "examples.quickstart", "SUPRHOOK_METRICS_TOKEN": "a-metrics-token",
            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0", "SUPRHOOK_DEDUP_URL": "redis://127.0.0.1:6379/1",
            "SUPRHOOK_CONVERSATION_URL": "redis://127.0.0.1:6379/2", "SUPRHOOK_RATE_LIMIT_URL": "redis://127.0.0.1:6379/3"}
     run = suprhook("check-config", env=env)
@@ -161,7 +162,12 @@ def test_check_config_reaches_real_redis_in_production(tmp_path):
     assert table["dedup"] == ("\u2713", "redis://127.0.0.1:6379/1")
     assert table["conversations"] == ("\u2713", "redis://127.0.0.1:6379/2")
     assert table["rate limit"] == ("\u2713", "redis://127.0.0.1:6379/3")
-    assert "a-token" not in run.stdout
+    assert table["metrics"] == ("\u2713", "GET /metrics needs the bearer token SUPRHOOK_METRICS_TOKEN")
+    assert "a-token" not in run.stdout and "a-metrics-token" not in run.stdout
+    open_metrics = suprhook("check-config", env={k: v for k, v in env.items() if k != "SUPRHOOK_METRICS_TOKEN"})
+    assert open_metrics.returncode == 1
+    mark, detail = rows(open_metrics.stdout)["metrics"]
+    assert mark == "\u2717" and detail.startswith("refusing to start in production with GET /metrics open")
 
 
 def test_check_config_names_each_problem_redacts_urls_and_exits_1(tmp_path):
@@ -180,6 +186,47 @@ def test_check_config_names_each_problem_redacts_urls_and_exits_1(tmp_path):
     invalid = suprhook("check-config", env={"SUPRHOOK_RECOVERY": "sometimes", "SUPRHOOK_DATA_DIR": str(tmp_path)})
     assert invalid.returncode == 1 and rows(invalid.stdout)["settings"] == (
         "\u2717", "SUPRHOOK_RECOVERY must be auto, on or off, got 'sometimes'")
+
+
+def test_check_config_says_why_a_store_is_unreachable(tmp_path):
+    port = free_port()
+    env = {"SUPRHOOK_ENV": "development", "SUPRHOOK_DATA_DIR": str(tmp_path),
+           "SUPRHOOK_HANDLERS": "tests.probe_handlers", "CELERY_BROKER_URL": "redsi://127.0.0.1:6379/0",  # a typo for redis://
+           "SUPRHOOK_DEDUP_URL": f"redis://:hunter2@127.0.0.1:{port}/0"}
+    run = suprhook("check-config", env=env)
+    assert run.returncode == 1, run.stdout
+    table = rows(run.stdout)
+    assert table["broker"] == ("\u2717", "redsi://127.0.0.1:6379/0: unsupported URL scheme "
+                                         "(KeyError: No such transport: redsi.  Did you mean redis?)")
+    mark, detail = table["dedup"]
+    assert mark == "\u2717" and detail.startswith(f"redis://:***@127.0.0.1:{port}/0: unreachable: connection refused (")
+    assert f"connecting to 127.0.0.1:{port}" in detail and "Connection refused" in detail  # the message itself
+    assert "hunter2" not in run.stdout + run.stderr
+    assert table["event log"][0] == "\u2713"
+
+
+def test_routes_and_check_config_agree_on_handlers_when_suprhook_handlers_is_unset(tmp_path):
+    """Outside the clone neither imports examples.quickstart; inside it both show it, with the same note."""
+    env = {"SUPRHOOK_ENV": "development", "SUPRHOOK_DATA_DIR": str(tmp_path / "var")}
+    outside = tmp_path / "project"
+    outside.mkdir()
+    routes = suprhook("routes", cwd=outside, env=env)
+    assert routes.returncode == 0, routes.stdout + routes.stderr
+    assert "examples.quickstart" not in routes.stdout + routes.stderr
+    assert "SUPRHOOK_HANDLERS is unset: no handler would run" in routes.stdout
+    check = suprhook("check-config", cwd=outside, env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert rows(check.stdout)["handlers"] == (
+        "!", "SUPRHOOK_HANDLERS is unset: no handler would run (set SUPRHOOK_HANDLERS=your.module)")
+
+    routes = suprhook("routes", cwd=REPO, env=env)
+    check = suprhook("check-config", cwd=REPO, env=env)
+    assert routes.returncode == 0 and check.returncode == 0, routes.stdout + check.stdout
+    assert "examples.quickstart.record_status" in routes.stdout
+    mark, detail = rows(check.stdout)["handlers"]
+    assert mark == "!" and detail.startswith("3 handler(s) from examples.quickstart (SUPRHOOK_HANDLERS is unset")
+    note = "SUPRHOOK_HANDLERS is unset: showing examples.quickstart, which `suprhook dev` loads"
+    assert note in routes.stdout and note in detail
 
 
 # -- worker ---------------------------------------------------------------------------------------------
@@ -278,3 +325,19 @@ def test_every_command_has_help_with_examples(command, capsys):
         main(["--help"])
     top = capsys.readouterr().out
     assert all(name in top for name in ("send-sample", "check-config", "examples:"))
+
+
+def test_top_level_help_shows_each_commands_whole_first_sentence(capsys):
+    from receiver.cli import build_parser, first_sentence
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = " ".join(capsys.readouterr().out.split())  # argparse wraps the help column
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {"dev", "send-sample", "check-config", "routes", "events", "replay", "worker"}
+    for name, parser in sub.choices.items():
+        sentence = first_sentence(parser.description)
+        assert sentence.endswith(".") and not sentence.endswith("..."), (name, sentence)
+        assert f"{name} {sentence}" in top, (name, sentence)
+    assert "then every registered handler with its filters and options." in top  # was cut after "registered"
+    assert first_sentence("One line\n    goes on. Second. Third.") == "One line goes on."

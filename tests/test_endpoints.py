@@ -53,7 +53,8 @@ def start(tmp_path, endpoints=(), **extra: str) -> LiveServer:
 def env_server(tmp_path):
     """Endpoints from SUPRHOOK_ENDPOINTS, each with its own tokens, in production mode."""
     server = start(tmp_path, SUPRHOOK_ENV="production", SUPRHOOK_AUTH_TOKENS=GLOBAL, SUPRHOOK_ENDPOINTS=SPEC,
-                   SUPRHOOK_ENDPOINT_STATUS_TOKENS=STATUS_TOKEN, SUPRHOOK_ENDPOINT_REPLIES_TOKENS=REPLIES_TOKEN)
+                   SUPRHOOK_ENDPOINT_STATUS_TOKENS=STATUS_TOKEN, SUPRHOOK_ENDPOINT_REPLIES_TOKENS=REPLIES_TOKEN,
+                   SUPRHOOK_METRICS_PUBLIC="1")  # scraped without a token below
     yield server
     server.stop()
 
@@ -248,7 +249,7 @@ def test_code_declared_endpoint_runs_handlers_in_a_real_worker(tmp_path):
 
 
 def test_signature_only_endpoint_with_its_own_secret(tmp_path):
-    server = start(tmp_path, SUPRHOOK_ENV="production", SUPRHOOK_AUTH_TOKENS=GLOBAL,
+    server = start(tmp_path, SUPRHOOK_ENV="production", SUPRHOOK_AUTH_TOKENS=GLOBAL, SUPRHOOK_METRICS="off",
                    SUPRHOOK_ENDPOINTS="signed:/hooks/signed:event_type=status",
                    SUPRHOOK_ENDPOINT_SIGNED_SIGNING_SECRET=SECRET_OLD)
     try:
@@ -278,7 +279,8 @@ def test_production_refuses_an_endpoint_without_auth(tmp_path):
         create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production", SUPRHOOK_ENDPOINTS=SPEC,
                                 SUPRHOOK_ENDPOINT_STATUS_TOKENS=STATUS_TOKEN))
     allowed = create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production", SUPRHOOK_AUTH_TOKENS=GLOBAL,
-                                      SUPRHOOK_ALLOW_UNAUTHENTICATED="1"), endpoints=[open_endpoint])
+                                      SUPRHOOK_ALLOW_UNAUTHENTICATED="1", SUPRHOOK_METRICS="off"),
+                         endpoints=[open_endpoint])
     client = allowed.test_client()
     assert client.post("/hooks/open", json=make_status()).status_code == 202
     assert client.post("/webhooks/suprsend", json=make_status()).status_code == 401  # the default keeps its token

@@ -110,7 +110,7 @@ def stack(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("logging")
     config = stack_config(data_dir, None, SUPRHOOK_HANDLERS="tests.probe_handlers,tests.probe_logging",
                           SUPRHOOK_PROBE_DIR=str(data_dir / "probe"), SUPRHOOK_ENV="production",
-                          SUPRHOOK_AUTH_TOKENS=TOKEN)
+                          SUPRHOOK_AUTH_TOKENS=TOKEN, SUPRHOOK_METRICS_TOKEN="metrics-token-0123456789")
     server = Gunicorn(config, data_dir / "gunicorn.log")
     worker = Worker(config, data_dir / "probe")
     yield server, worker
@@ -143,7 +143,8 @@ def test_one_line_per_event_and_per_run_with_one_correlation_id(stack):
     assert line["latency_ms"] > 0
 
     def runs() -> list[dict]:
-        return [x for x in worker_lines(worker) if x.get("correlation_id") == request_id]
+        return [x for x in worker_lines(worker) if x.get("correlation_id") == request_id  # Celery's own lines
+                and x["logger"].startswith("suprhook")]                                    # carry it too
 
     assert wait_until(lambda: len(runs()) == 4, 30), worker.output()  # 3 run lines + the handler's own line
     by_handler = {x["handler"]: x for x in runs() if x["msg"] == "handler run succeeded"}
@@ -178,3 +179,51 @@ def test_a_dead_run_and_a_rejection_are_logged_with_a_made_up_correlation_id(sta
     assert line["msg"] == "webhook rejected" and line["reason"] == "auth" and line["code"] == 401
     assert line["client"] == "127.0.0.1" and "event_id" not in line
     assert "tok-not-ours" not in server.log_path.read_text()
+
+
+def test_every_line_a_json_worker_writes_is_json(tmp_path):
+    """Celery's banner, its "Task ... received/succeeded" lines, retries and tracebacks, a handler's own prints
+    and the warm-shutdown notice: with SUPRHOOK_LOG_FORMAT=json, one JSON object per line, nothing else."""
+    from receiver import create_app
+
+    probe = tmp_path / "probe"
+    config = stack_config(tmp_path, None, SUPRHOOK_HANDLERS="tests.probe_handlers,tests.probe_logging",
+                          SUPRHOOK_PROBE_DIR=str(probe), SUPRHOOK_LOG_FORMAT="json")
+    worker = Worker(config, probe)
+    try:
+        client = create_app(config).test_client()
+        posted = {name: client.post("/webhooks/suprsend", json=payload).json["event_id"] for name, payload in (
+            ("ok", make_status("delivered")),
+            ("flaky", make_status("delivered", workflow_name="Flaky", probe_fail_times=1)),
+            ("raises", make_status("delivered", workflow_name="Printed")))}
+
+        def finished() -> bool:
+            lines = worker_lines(worker)
+            return (any(x["msg"] == "handler run dead" and x.get("event_id") == posted["raises"] for x in lines)
+                    and len(worker.runs(posted["flaky"], "flaky")) == 1
+                    and len(worker.runs(posted["ok"], "on_status")) == 1)
+
+        assert wait_until(finished, 60), worker.output()
+    finally:
+        worker.stop()
+    text = (probe / "worker.log").read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    not_json = []
+    for line in lines:
+        try:
+            assert isinstance(json.loads(line), dict)
+        except (ValueError, AssertionError):
+            not_json.append(line)
+    assert not not_json, "\n".join(not_json[:40])
+    parsed = [json.loads(line) for line in lines]
+    msgs = [x["msg"] for x in parsed]
+    assert any(x["msg"] == "celery worker starting" and x.get("hostname") for x in parsed), msgs[:10]
+    assert any(m.startswith("Task ") and " received" in m for m in msgs), msgs
+    assert any(m.startswith("Task ") and " succeeded in " in m for m in msgs), msgs
+    assert any(f"printed to stdout {posted['raises']}" in m for m in msgs), msgs
+    assert any(f"printed to stderr {posted['raises']}" in m for m in msgs), msgs
+    traced = [x for x in parsed if "Traceback" in x.get("exc", "")]
+    assert any(f"raised by the handler {posted['raises']}" in x["exc"] for x in traced), msgs
+    assert any(" retry: " in m and "planned failure 0" in m for m in msgs), msgs  # Celery logs no trace for it
+    assert any("Warm shutdown" in m for m in msgs), msgs
+    assert {x["level"] for x in parsed} <= {"debug", "info", "warning", "error", "critical"}

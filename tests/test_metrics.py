@@ -176,6 +176,21 @@ def test_broker_and_dedup_outages_are_counted(serve):
     assert delta(before, after, "suprhook_webhooks_accepted_total") == 0
 
 
+def test_vendor_drift_is_counted_once_per_accepted_event(serve):
+    server = serve()
+    drifted = make_status(vendor_response={"gupshup": {"response": "not a list of reports"}})
+    assert load_event(drifted).vendor.drift  # the shape schemas.vendors.gupshup does not recognise
+    before = scrape(server.url)
+    assert server.post(drifted).status_code == 202
+    assert server.post(drifted).status_code == 200  # the redelivery is a duplicate: not counted again
+    assert server.post(make_status()).status_code == 202  # a recognised shape: no drift
+    assert server.post({**drifted, "channel": 5}).status_code == 400  # rejected: not counted
+    after = scrape(server.url)
+    assert delta(before, after, "suprhook_vendor_drift_total", vendor="gupshup") == 1
+    assert sum(v for (name, _), v in after.items() if name == "suprhook_vendor_drift_total") \
+        - sum(v for (name, _), v in before.items() if name == "suprhook_vendor_drift_total") == 1
+
+
 def test_metrics_token_guards_the_endpoint(serve):
     server = serve(SUPRHOOK_METRICS_TOKEN="metrics-secret-42")
     assert requests.get(server.url + "/metrics", timeout=5).status_code == 401
@@ -184,6 +199,37 @@ def test_metrics_token_guards_the_endpoint(serve):
     assert wrong.headers["WWW-Authenticate"] == "Bearer"
     samples = scrape(server.url, Authorization="Bearer metrics-secret-42")
     assert ("suprhook_webhooks_received_total", ()) in samples
+
+
+def test_production_refuses_an_open_metrics_endpoint_unless_told(tmp_path):
+    """/metrics shares the webhook's public port: production needs a token, SUPRHOOK_METRICS=off, or an
+    explicit SUPRHOOK_METRICS_PUBLIC=1; development stays open."""
+    from handlers import ConfigError
+
+    production = {"SUPRHOOK_ENV": "production", "SUPRHOOK_AUTH_TOKENS": TOKEN}
+    with pytest.raises(ConfigError) as info:
+        create_app(stack_config(tmp_path / "a", None, **production))
+    message = str(info.value)
+    assert message.startswith("refusing to start in production with GET /metrics open")
+    assert all(name in message for name in ("SUPRHOOK_METRICS_TOKEN", "SUPRHOOK_METRICS=off",
+                                            "SUPRHOOK_METRICS_PUBLIC=1"))
+
+    guarded = create_app(stack_config(tmp_path / "b", None, **production,
+                                      SUPRHOOK_METRICS_TOKEN="m-token")).test_client()
+    assert guarded.get("/metrics").status_code == 401
+    assert guarded.get("/metrics", headers={"Authorization": "Bearer m-token"}).status_code == 200
+    public = create_app(stack_config(tmp_path / "c", None, **production, SUPRHOOK_METRICS_PUBLIC="1")).test_client()
+    assert public.get("/metrics").status_code == 200
+    off = create_app(stack_config(tmp_path / "d", None, **production, SUPRHOOK_METRICS="off")).test_client()
+    r = off.get("/metrics")
+    assert r.status_code == 404 and r.json["status"] == "rejected"
+    assert off.get("/metrics", headers={"Authorization": "Bearer m-token"}).status_code == 404
+    assert off.post("/webhooks/suprsend", json=make_status(), headers={"Authorization": f"Bearer {TOKEN}"}
+                    ).status_code == 202  # the webhook is served as usual
+    development = create_app(stack_config(tmp_path / "e", None)).test_client()
+    assert development.get("/metrics").status_code == 200
+    with pytest.raises(ConfigError, match="SUPRHOOK_METRICS must be on or off, got 'maybe'"):
+        create_app(stack_config(tmp_path / "f", None, SUPRHOOK_METRICS="maybe"))
 
 
 def test_request_id_is_echoed_or_made(serve):
@@ -259,7 +305,8 @@ def test_two_gunicorn_workers_report_one_total(tmp_path):
     prom.mkdir()
     (prom / "counter_999999.db").write_bytes(b"left over from a previous run")  # emptied at start
     env = {**stack_config(tmp_path, None, SUPRHOOK_HANDLERS="tests.probe_handlers"),
-           "SUPRHOOK_ENV": "production", "SUPRHOOK_AUTH_TOKENS": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+           "SUPRHOOK_ENV": "production", "SUPRHOOK_AUTH_TOKENS": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(prom),
+           "SUPRHOOK_METRICS_PUBLIC": "1"}  # production refuses an open /metrics unless told it is not public
     server = Gunicorn(env, tmp_path / "gunicorn.log", workers=2)
     try:
         assert not (prom / "counter_999999.db").exists()

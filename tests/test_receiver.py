@@ -22,7 +22,7 @@ def receiver(tmp_path):
     import tests.probe_handlers  # noqa: F401
 
     app = create_app(stack_config(tmp_path, None, SUPRHOOK_AUTH_TOKENS=TOKENS, SUPRHOOK_ENV="production",
-                                  SUPRHOOK_MAX_BODY_BYTES="4096"))
+                                  SUPRHOOK_MAX_BODY_BYTES="4096", SUPRHOOK_METRICS_TOKEN="metrics-token-0123456789"))
     server = LiveServer(app)
     server.depth = lambda: queue_depth(app.extensions["suprhook"].settings.broker_url)
     server.settings = app.extensions["suprhook"].settings
@@ -107,7 +107,8 @@ def test_tokens_are_enforced_in_development_too(tmp_path):
 def test_production_refuses_to_start_without_tokens(tmp_path):
     with pytest.raises(ConfigError, match="SUPRHOOK_AUTH_TOKENS"):
         create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production"))
-    app = create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production", SUPRHOOK_ALLOW_UNAUTHENTICATED="1"))
+    app = create_app(stack_config(tmp_path, None, SUPRHOOK_ENV="production", SUPRHOOK_ALLOW_UNAUTHENTICATED="1",
+                                  SUPRHOOK_METRICS_PUBLIC="1"))
     assert app.test_client().post("/webhooks/suprsend", json=make_status()).status_code == 202
 
 
@@ -232,6 +233,23 @@ def test_readiness_fails_when_broker_is_unreachable(tmp_path):
     assert r.json["checks"]["store"] == "ok"
 
 
+def test_readiness_gives_a_short_public_reason_without_hosts_or_credentials(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    refused = create_app(stack_config(tmp_path / "a", f"redis://:hunter2@127.0.0.1:{port}/0",
+                                      SUPRHOOK_DEDUP_URL=f"redis://:hunter2@127.0.0.1:{port}/1"))
+    r = refused.test_client().get("/readyz")
+    assert r.status_code == 503
+    assert r.json["checks"] == {"broker": "unreachable: connection refused", "dedup": "unreachable: connection refused",
+                                "store": "ok"}
+    mistyped = create_app(stack_config(tmp_path / "b", "redsi://127.0.0.1:6379/0"))  # a typo for redis://
+    r2 = mistyped.test_client().get("/readyz")
+    assert r2.status_code == 503 and r2.json["checks"]["broker"] == "unsupported URL scheme"
+    for text in (r.get_data(as_text=True), r2.get_data(as_text=True)):
+        assert "127.0.0.1" not in text and str(port) not in text and "hunter2" not in text and "redis" not in text
+
+
 def test_wsgi_entry_point_is_production_and_refuses_without_tokens(tmp_path):
     import os
     import subprocess
@@ -244,7 +262,11 @@ def test_wsgi_entry_point_is_production_and_refuses_without_tokens(tmp_path):
     code = "import wsgi; print(wsgi.app.extensions['suprhook'].settings.env)"
     refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "refusing to start in production" in refused.stderr
-    started = subprocess.run([sys.executable, "-c", code], env={**env, "SUPRHOOK_AUTH_TOKENS": "t1"},
+    open_metrics = subprocess.run([sys.executable, "-c", code], env={**env, "SUPRHOOK_AUTH_TOKENS": "t1"},
+                                  capture_output=True, text=True, timeout=60)
+    assert open_metrics.returncode != 0 and "SUPRHOOK_METRICS_TOKEN" in open_metrics.stderr
+    started = subprocess.run([sys.executable, "-c", code], env={**env, "SUPRHOOK_AUTH_TOKENS": "t1",
+                                                                "SUPRHOOK_METRICS_TOKEN": "m1"},
                              capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "production"

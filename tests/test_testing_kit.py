@@ -312,3 +312,21 @@ def test_a_fresh_pytest_process_gets_the_fixtures_from_the_entry_point(tmp_path)
     without = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:suprhook",
                               "test_shop.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert without.returncode == 1 and "fixture 'dispatch_sync' not found" in without.stdout
+
+
+def test_a_users_pytest_run_does_not_show_kombus_noload_deprecation(tmp_path):
+    """kombu's SQLAlchemy models (the embedded broker behind suprhook_client) warn on SQLAlchemy 2.1; setup.cfg
+    hides that from our suite only, so the plugin hides it from the user's: even with `filterwarnings = error`."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    error\n")
+    (tmp_path / "test_drain.py").write_text(textwrap.dedent('''
+        def test_post_and_drain(suprhook_client, make_status_event):
+            assert suprhook_client.post_webhook(make_status_event()).status_code == 202
+            suprhook_client.drain()
+    '''))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SUPRHOOK_", "CELERY_", "PYTEST_")) and k != "PYTHONWARNINGS"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_drain.py"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout and "noload" not in run.stdout + run.stderr
+    assert "SADeprecationWarning" not in run.stdout + run.stderr
