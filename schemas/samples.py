@@ -486,8 +486,11 @@ def _kaleyra_status(word: str, normalized: NormalizedStatus, c: Ctx) -> dict[str
     status: dict[str, Any] = {"id": _hex(32), "status": word, "timestamp": _secs(c.at), "recipient_id": _digits(c.user),
                               "conversation": {"id": _hex(32), "origin": {"type": "utility"}}}
     if normalized in _FAILURES:
-        reason = c.reason or "Message undeliverable"
-        status["errors"] = [{"code": _code(c.code, "131026"), "title": reason, "message": reason}]
+        from .vendors.meta import ERROR_TITLES  # Kaleyra relays Meta's errors: Meta's title of the code given
+
+        code = _code(c.code, "131026")
+        reason = c.reason or ERROR_TITLES.get(str(code), f"Error {code}")
+        status["errors"] = [{"code": code, "title": reason, "message": reason}]
     message_id = _wamid()
     return {"meta_object": {"value": {"messaging_product": "whatsapp", "metadata": {
         "display_phone_number": _digits(c.business), "phone_number_id": _num(15)}, "statuses": [status]},

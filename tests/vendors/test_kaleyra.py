@@ -138,3 +138,13 @@ def test_flat_status_callback_failure_keeps_code_and_reason(receive):
 def test_flat_status_callback_missing_or_unknown_parts_drift(receive, payload):
     event = receive("kaleyra", {"event_type": "status", "payload": payload})
     assert event.vendor.normalized_status is NormalizedStatus.UNKNOWN and event.vendor.drift
+
+
+def test_failed_sample_says_the_title_of_the_code_given():
+    """Found in review: the Kaleyra sample said "Message undeliverable" whatever the code."""
+    from schemas import load_event
+    from schemas.samples import make_status_event
+
+    event = load_event(make_status_event("failed", vendor="kaleyra", error=("130429", None)))
+    vendor = event.vendor
+    assert (vendor.error_code, vendor.error_message, vendor.drift) == ("130429", "Rate limit hit", None)

@@ -121,6 +121,17 @@ def test_failed_sample_says_the_title_of_the_code_given(code, title):
     assert (event.vendor.error_code, event.vendor.error_message, event.vendor.drift) == (code, title, None)
 
 
+def test_an_error_alone_makes_the_sample_a_failed_status():
+    """As the issue typed it: `send-sample --vendor meta --error 131026`, no --status."""
+    from receiver.cli import build_parser, build_sample
+
+    args = build_parser().parse_args(["send-sample", "--vendor", "meta", "--error", "131026"])
+    event = load_event(build_sample(args))
+    assert (event.status, event.vendor.error_code) == ("failed", "131026")
+    plain = load_event(build_sample(build_parser().parse_args(["send-sample"])))
+    assert plain.status == "delivered"
+
+
 def test_failed_sample_keeps_a_given_message_and_names_an_unlisted_code():
     from schemas.samples import make_status_event
 
