@@ -33,6 +33,8 @@ def worker_app(config: dict | None = None, registry: Registry | None = None):
     registry = registry if registry is not None else on
     usermaven = install_usermaven(registry, settings, config)  # opt-in sink: None unless USERMAVEN_* are set
     app = create_celery(settings, registry, role="worker")
+    from .shutdown import install as guard_pool_processes
+    guard_pool_processes()  # pool processes take SIGTERM only from the main process (handlers/shutdown.py)
     from celery.signals import worker_ready
 
     def on_ready(**_: object) -> None:

@@ -3,8 +3,10 @@ list routes, inspect and replay the event log, start a worker."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -68,17 +70,36 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"suprhook dev: {exc}", file=sys.stderr)
         return 2
     settings: Settings = app.extensions["suprhook"].settings
+    from handlers.shutdown import die_with_parent
+
+    # PR_SET_PDEATHSIG (kernel-enforced, needs nothing in the worker) rather than a pipe the worker would
+    # have to watch: even a SIGKILLed `suprhook dev` takes its worker with it. SIGTERM, not SIGKILL: the
+    # worker shuts down warm, so its running handlers finish and ack (the embedded broker never redelivers).
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
                                "--loglevel", args.loglevel, "--concurrency", str(args.concurrency),
-                               "--without-gossip", "--without-mingle"])
+                               "--without-gossip", "--without-mingle"], preexec_fn=die_with_parent(signal.SIGTERM))
+    state = {"stopping": False, "died": None}
+    lock = threading.RLock()  # the signal handler may run while the main thread holds it
+
+    class Stop(BaseException):  # not an Exception: nothing on the way may swallow it
+        pass
+
+    def on_signal(signum: int, _frame: object) -> None:
+        with lock:
+            first, state["stopping"] = not state["stopping"], True
+        if first:
+            raise Stop(signum)
+        worker.kill()  # a second signal while the worker shuts down: do not wait for it
 
     def watch_worker() -> None:
         code = worker.wait()
-        if code not in (0, -signal.SIGTERM):
-            print(f"suprhook dev: the worker exited with {code}; stopping", file=sys.stderr)
-            os.kill(os.getpid(), signal.SIGINT)
+        with lock:
+            if state["stopping"]:
+                return
+            state["died"] = code
+        print(f"suprhook dev: the worker exited on its own with {code}; stopping", file=sys.stderr, flush=True)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
-    threading.Thread(target=watch_worker, daemon=True).start()
     url = f"http://{args.host}:{args.port}/webhooks/suprsend"
     auth = f" -H {shlex.quote(settings.auth_header + ': Bearer $TOKEN')}" if settings.auth_tokens else ""
     print(f"\nsuprhook dev: handlers {', '.join(settings.handler_modules)}; broker {redact_url(settings.broker_url)}")
@@ -89,17 +110,30 @@ def cmd_dev(args: argparse.Namespace) -> int:
           f"{auth} --data @{SAMPLE}\n\nor any channel, vendor, status or reply with\n\n"
           f"  suprhook send-sample --url {url} --type inbound --text YES --vendor meta\n", flush=True)
     try:
+        # SIGTERM is how docker, systemd and supervisors stop us; SIGINT and SIGHUP too, unless this process
+        # was started ignoring them (nohup, `&` in a script): then whoever started it meant it so.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            if sig == signal.SIGTERM or signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, on_signal)
+        threading.Thread(target=watch_worker, daemon=True).start()
         from werkzeug.serving import run_simple
 
         run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
-    except KeyboardInterrupt:
+    except Stop:
         pass
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        with lock:
+            state["stopping"] = True
+        if worker.poll() is None:
+            worker.terminate()  # warm shutdown: running handlers finish
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                print("suprhook dev: the worker did not stop in 15 s; killing it", file=sys.stderr, flush=True)
+                worker.kill()
+                worker.wait()
+    if state["died"] is not None:
+        return 1
     return 0
 
 
@@ -121,15 +155,28 @@ def endpoint_routes() -> tuple[list[Any], list[str]]:
     return build_routes(Settings.load(), source, named), stray_variables(source, named)
 
 
+def handler_modules_shown(settings: Settings) -> tuple[tuple[str, ...], str | None]:
+    """The handler modules `routes` and `check-config` load, and a note when SUPRHOOK_HANDLERS is unset.
+
+    One rule for both, the one `suprhook dev` uses: SUPRHOOK_HANDLERS; else, in a clone of this repository
+    (./examples/quickstart.py exists), the quickstart example `suprhook dev` would run; else none."""
+    if settings.handler_modules:
+        return settings.handler_modules, None
+    if Path(*DEFAULT_EXAMPLE.split(".")).with_suffix(".py").exists():
+        return (DEFAULT_EXAMPLE,), (f"SUPRHOOK_HANDLERS is unset: showing {DEFAULT_EXAMPLE}, which `suprhook dev` "
+                                    "loads; a receiver or worker without it runs no handler")
+    return (), "SUPRHOOK_HANDLERS is unset: no handler would run (set SUPRHOOK_HANDLERS=your.module)"
+
+
 def cmd_routes(args: argparse.Namespace) -> int:
     """Print the webhook endpoints (path, what each accepts, its authentication), then every registered
     handler with its filters and options."""
     try:
         settings = Settings.load()
         routes, stray = endpoint_routes()
-        notes = [] if settings.handler_modules else [
-            f"(SUPRHOOK_HANDLERS is unset: showing {DEFAULT_EXAMPLE}, which `suprhook dev` loads)"]
-        load_handler_modules(settings.handler_modules or [DEFAULT_EXAMPLE])
+        modules, note = handler_modules_shown(settings)
+        notes = [f"({note})"] if note else []
+        load_handler_modules(modules)
     except ConfigError as exc:
         print(f"suprhook routes: {exc}", file=sys.stderr)
         return 2
@@ -148,7 +195,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
                      str(settings.max_retries if h.max_retries is None else h.max_retries),
                      h.rate_limit or "-"))
     _print_table(rows)
-    if len(rows) == 1:
+    if len(rows) == 1 and not notes:
         print("(no handlers registered: set SUPRHOOK_HANDLERS)")
     return 0
 
@@ -276,7 +323,8 @@ def build_sample(args: argparse.Namespace) -> dict[str, Any]:
         if args.error:
             code, _, message = args.error.partition(":")
             error = (code or None, message or None)
-        return make_status_event(args.status, error=error, **common)
+        status = args.status or ("failed" if error else "delivered")
+        return make_status_event(status, error=error, **common)
     button = None
     if args.button:
         payload, _, title = args.button.partition(":")
@@ -346,12 +394,13 @@ OK, FAIL, WARN = "\u2713", "\u2717", "!"
 
 
 def _probe(name: str, target: str, check: Callable[[], object]) -> tuple[str, str, str]:
+    from handlers.dispatch import explain
+
     try:
         check()
         return OK, name, target
     except Exception as exc:
-        first_line = str(exc).splitlines()[0][:120] if str(exc) else ""
-        return FAIL, name, f"{target}: unreachable ({type(exc).__name__}{': ' + first_line if first_line else ''})"
+        return FAIL, name, f"{target}: {explain(exc)}"  # the reason, with passwords masked
 
 
 def config_checks() -> list[tuple[str, str, str]]:
@@ -359,7 +408,7 @@ def config_checks() -> list[tuple[str, str, str]]:
     from handlers.celery_app import create_celery
     from handlers.conversation import open_conversations
     from handlers.dedup import open_dedup
-    from handlers.dispatch import Dispatcher
+    from handlers.dispatch import Dispatcher, explain
     from handlers.store import EventStore
 
     from .security import RequestGuard
@@ -381,6 +430,17 @@ def config_checks() -> list[tuple[str, str, str]]:
             "none (SUPRHOOK_ALLOW_UNAUTHENTICATED)" if settings.production else "none (fine for development)")))
     except ConfigError as exc:
         rows.append((FAIL, "authentication", str(exc)))
+    try:
+        settings.require_metrics_guard()
+        if not settings.metrics_enabled:
+            rows.append((OK, "metrics", "GET /metrics not served on the webhook port (SUPRHOOK_METRICS=off)"))
+        elif settings.metrics_token:
+            rows.append((OK, "metrics", "GET /metrics needs the bearer token SUPRHOOK_METRICS_TOKEN"))
+        else:
+            rows.append((WARN, "metrics", "GET /metrics open to anyone who reaches the webhook port " + (
+                "(SUPRHOOK_METRICS_PUBLIC)" if settings.production else "(fine for development)")))
+    except ConfigError as exc:
+        rows.append((FAIL, "metrics", str(exc)))
     if any(k.startswith("SUPRHOOK_ENDPOINT") and v for k, v in os.environ.items()):
         try:
             from handlers.settings import config_source
@@ -391,13 +451,12 @@ def config_checks() -> list[tuple[str, str, str]]:
             rows.append((OK, "endpoints", ", ".join(f"{r.name} {r.url}" for r in routes)))
         except ConfigError as exc:
             rows.append((FAIL, "endpoints", str(exc)))
-    modules = settings.handler_modules
+    modules, note = handler_modules_shown(settings)  # the same modules `suprhook routes` lists
     try:
         load_handler_modules(modules)
         count = len(on)
-        rows.append((OK if modules else WARN, "handlers",
-                     f"{count} handler(s) from {', '.join(modules)}" if modules else
-                     "SUPRHOOK_HANDLERS is unset: no handler would run (suprhook dev loads examples.quickstart)"))
+        loaded = f"{count} handler(s) from {', '.join(modules)}" if modules else ""
+        rows.append((WARN if note else OK, "handlers", f"{loaded} ({note})" if loaded and note else loaded or note))
     except ConfigError as exc:
         rows.append((FAIL, "handlers", str(exc)))
     celery = dedup = store = None
@@ -407,13 +466,14 @@ def config_checks() -> list[tuple[str, str, str]]:
         store = EventStore(settings.store_url)
     except Exception as exc:
         failing = "broker" if celery is None else "dedup" if dedup is None else "event log"
-        rows.append((FAIL, failing, f"{type(exc).__name__}: {exc}"))
+        url = settings.broker_url if celery is None else settings.dedup_url if dedup is None else settings.store_url
+        rows.append((FAIL, failing, f"{redact_url(url)}: {explain(exc)}"))
     if celery is not None and dedup is not None and store is not None:
-        checks = Dispatcher(settings, on, celery, dedup, store).ready()
+        problems = Dispatcher(settings, on, celery, dedup, store).probe()
         targets = {"broker": settings.broker_url, "dedup": settings.dedup_url, "store": settings.store_url}
-        for name, result in checks.items():
-            rows.append((OK if result == "ok" else FAIL, "event log" if name == "store" else name,
-                         redact_url(targets[name]) + ("" if result == "ok" else f": {result}")))
+        for name, exc in problems.items():  # the reason in full here, where /readyz gives only a short one
+            rows.append((OK if exc is None else FAIL, "event log" if name == "store" else name,
+                         redact_url(targets[name]) + ("" if exc is None else f": {explain(exc)}")))
     rows.append(_probe("conversations", redact_url(settings.conversation_url),
                        lambda: open_conversations(settings.conversation_url, settings.conversation_ttl).load(
                            "suprhook:check-config")))
@@ -434,7 +494,8 @@ def config_checks() -> list[tuple[str, str, str]]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate the settings and handler modules, and reach the broker, dedup store, event log, ..."""
+    """Validate the settings and handler modules, and reach the broker, the dedup store, the event log, the
+    conversation store and the rate-limit Redis (exit status 1 if anything failed)."""
     rows = config_checks()
     width = max(len(name) for _, name, _ in rows)
     for mark, name, detail in rows:
@@ -509,9 +570,15 @@ Runs `celery -A celery_worker worker --queues <default + handler queues> --concu
 }
 
 
+def first_sentence(doc: str) -> str:
+    """The docstring's whole first sentence on one line (a sentence may span several docstring lines)."""
+    text = " ".join(doc.split())
+    return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+
+
 def _command(sub: Any, name: str, func: Callable[..., int]) -> argparse.ArgumentParser:
-    doc = (func.__doc__ or "").strip()
-    parser = sub.add_parser(name, help=doc.splitlines()[0], description=doc, epilog=EXAMPLES.get(name),
+    doc = inspect.cleandoc(func.__doc__ or "")
+    parser = sub.add_parser(name, help=first_sentence(doc), description=doc, epilog=EXAMPLES.get(name),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(func=func)
     return parser
@@ -531,9 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--url", default=DEFAULT_URL, help=f"the receiver's webhook URL (default {DEFAULT_URL})")
     sample.add_argument("--type", choices=("status", "inbound"), default="status",
                         help="a delivery status or a user's reply (default status)")
-    sample.add_argument("--status", default="delivered",
+    sample.add_argument("--status", default=None,
                         help="SuprSend's status: triggered, sent, delivered, seen, failed, clicked, ... "
-                             "(default delivered)")
+                             "(default delivered, or failed with --error)")
     sample.add_argument("--channel", default="whatsapp", help="whatsapp, sms, ... (default whatsapp)")
     sample.add_argument("--vendor", default="gupshup",
                         help="vendor_name whose callback is included: gupshup, meta, twilio, vonage, infobip, sinch, "

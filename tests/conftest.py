@@ -86,6 +86,8 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.server.server_close()  # the listening socket too
+        self.thread.join(timeout=10)
         self.session.close()
 
 
@@ -141,7 +143,8 @@ class Worker:
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGTERM a process started with start_new_session=True and its children; SIGKILL after `timeout`."""
+    """SIGTERM a process started with start_new_session=True and its children; SIGKILL after `timeout`,
+    and SIGKILL whatever of its group outlived it (nothing a test starts may survive the test)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -149,6 +152,10 @@ def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # orphans still in the group (none when all went well)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def stack_config(data_dir: Path, broker_url: str | None, **extra: str) -> dict[str, str]:

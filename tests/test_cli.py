@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from .conftest import REPO, wait_until
+from .conftest import REPO, stop_group, wait_until
 from .test_broker_outage import free_port
 
 
@@ -40,12 +39,7 @@ def test_dev_runs_receiver_and_worker_on_the_embedded_broker(tmp_path):
         assert wait_until(lambda: any("replied 'Hi'" in line for line in lines), 30), "".join(lines)
         assert (tmp_path / "var" / "broker.sqlite3").exists() and (tmp_path / "var" / "dedup.sqlite3").exists()
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        stop_group(proc)  # SIGTERM, then SIGKILL: SIGINT is ignored when the suite runs in the background
 
 
 def test_routes_lists_handlers_with_filters(tmp_path):
@@ -86,10 +80,12 @@ def test_order_confirmation_example_runs_against_suprhook_dev_as_the_readme_says
     try:
         assert wait_until(lambda: any("celery@" in line and "ready" in line for line in lines), 60), "".join(lines)
         url = f"http://127.0.0.1:{port}/webhooks/suprsend"
-        for name in ("order_status_delivered", "order_reply_yes"):
+        # In README order: the Quick start sample first (same ./var), then the walkthrough's two payloads,
+        # each a new event (not a `duplicate` of the Quick start one).
+        for name in ("whatsapp_status", "order_status_delivered", "order_reply_yes"):
             body = (tmp_path / "examples" / "payloads" / f"{name}.json").read_bytes()
             r = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
-            assert r.status_code == 202, r.text
+            assert r.status_code == 202 and r.json()["status"] == "accepted", (name, r.text)
         assert wait_until(lambda: fake.events_named("order_confirmed"), 30), "".join(lines)
         confirmed = fake.events_named("order_confirmed")[0]
         assert confirmed["distinct_id"] == "user@example.com"
@@ -100,11 +96,22 @@ def test_order_confirmation_example_runs_against_suprhook_dev_as_the_readme_says
         assert wait_until(lambda: (tmp_path / "var" / "orders.sqlite3").exists(), 10)
         rows = sqlite3.connect(tmp_path / "var" / "orders.sqlite3").execute(
             "SELECT supr_nid, status FROM deliveries").fetchall()
-        assert rows == [("01GNEQZ6F4JZF1BAK9CDXYD4T4", "delivered")]
+        assert rows == [("01H08212QETNQ7J71B42V3XVKD", "delivered")]  # the notification the YES answers
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
+        stop_group(proc)
         fake.stop()
+
+
+def test_example_payloads_are_distinct_events():
+    """Following the README in order posts these into one ./var: a shared event id would answer `duplicate`."""
+    import json
+
+    from schemas import load_event
+
+    ids = {path.name: load_event(json.loads(path.read_text())).event_id
+           for path in sorted((REPO / "examples" / "payloads").glob("*.json"))}
+    assert {"whatsapp_status.json", "order_status_delivered.json"} <= set(ids)
+    assert len(set(ids.values())) == len(ids), ids
 
 
 def test_events_and_replay_rerun_only_what_did_not_succeed(tmp_path):

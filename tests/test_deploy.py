@@ -54,3 +54,20 @@ def test_systemd_units_run_the_same_commands():
     assert "gunicorn -c python:handlers.gunicorn_conf" in receiver and "wsgi:app" in receiver
     assert "suprhook worker" in worker and "KillSignal=SIGTERM" in worker
     assert "EnvironmentFile=/etc/suprhook/env" in receiver and "EnvironmentFile=/etc/suprhook/env" in worker
+
+
+def _directives(unit: str) -> dict[str, str]:
+    text = (DEPLOY / unit).read_text().replace("\\\n", " ")
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def test_systemd_units_stop_the_main_process_and_bound_the_stop():
+    """SIGTERM to the main process only, which stops its children itself (a Celery worker's pool processes
+    must not get it: the warm shutdown lets their handlers finish); SIGKILL to all after the timeout."""
+    for unit in ("suprhook-receiver.service", "suprhook-worker.service"):
+        directives = _directives(unit)
+        assert directives.get("KillMode") == "mixed", unit
+        assert directives.get("KillSignal") == "SIGTERM", unit
+        assert 20 <= int(directives["TimeoutStopSec"]) <= 120, unit
+    graceful = re.search(r"--graceful-timeout (\d+)", _directives("suprhook-receiver.service")["ExecStart"])
+    assert graceful and int(graceful.group(1)) < int(_directives("suprhook-receiver.service")["TimeoutStopSec"])
