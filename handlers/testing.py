@@ -225,7 +225,7 @@ def isolated_settings(config: Mapping[str, Any] | None = None, data_dir: str | N
             "SUPRHOOK_DEDUP_URL": f"sqlite:///{root}/dedup.sqlite3",
             "SUPRHOOK_STORE_URL": f"sqlite:///{root}/events.sqlite3",
             "SUPRHOOK_CONVERSATION_URL": f"sqlite:///{root}/conversations.sqlite3",
-            "SUPRHOOK_RATE_LIMIT": "0"}
+            "SUPRHOOK_RATE_LIMIT": "0", "SUPRHOOK_REFUSAL_LIMIT": "0"}
     return Settings.load({**base, **dict(config or {})}, environ={})
 
 

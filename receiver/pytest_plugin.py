@@ -107,7 +107,7 @@ def suprhook_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SUPRHOOK_DEDUP_URL": f"sqlite:///{root / 'dedup.sqlite3'}",
         "SUPRHOOK_STORE_URL": f"sqlite:///{root / 'events.sqlite3'}",
         "SUPRHOOK_CONVERSATION_URL": f"sqlite:///{root / 'conversations.sqlite3'}",
-        "SUPRHOOK_RATE_LIMIT": "0", "SUPRHOOK_QUEUE": "suprhook",
+        "SUPRHOOK_RATE_LIMIT": "0", "SUPRHOOK_REFUSAL_LIMIT": "0", "SUPRHOOK_QUEUE": "suprhook",
         "SUPRHOOK_HANDLERS": os.environ.get("SUPRHOOK_HANDLERS", ""),
     }
 
