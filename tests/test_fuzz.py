@@ -28,12 +28,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers import Registry
-from handlers.dispatch import is_echo
-from handlers.embedded import queue_depth
-from receiver import create_app
-from receiver.body import MAX_DEPTH, decode_json
-from schemas import load_event
+from suprhook.handlers import Registry
+from suprhook.handlers.dispatch import is_echo
+from suprhook.handlers.embedded import queue_depth
+from suprhook.receiver import create_app
+from suprhook.receiver.body import MAX_DEPTH, decode_json
+from suprhook.schemas import load_event
 
 from .conftest import REPO, SEED_INBOUND, SEED_STATUS, LiveServer, stack_config
 
