@@ -11,7 +11,7 @@ Fixtures (no Redis, broker or network needed):
   in a temporary directory; `post_webhook(payload)` posts, `drain()` runs what was queued;
 - `suprhook_config` / `suprhook_settings` / `suprhook_registry`: override these to change the setup.
 
-    from receiver.pytest_plugin import make_inbound_message
+    from suprhook import make_inbound_message
     import myapp.webhooks  # registers your handlers
 
     def test_yes_confirms(dispatch_sync):
@@ -122,7 +122,7 @@ def suprhook_settings(suprhook_config: dict[str, str]) -> "Settings":
 
 @pytest.fixture
 def suprhook_registry() -> "Registry":
-    """The registry handlers are taken from: `handlers.on` (override to use your own `Registry()`)."""
+    """The registry handlers are taken from: `suprhook.on` (override to use your own `Registry()`)."""
     from ..handlers import on
 
     return on
