@@ -373,7 +373,10 @@ def fuzzed(tmp_path_factory):
     registry = Registry()
     registry()(catch_all)
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    app = create_app(stack_config(data_dir, None, SUPRHOOK_RATE_LIMIT="0", SUPRHOOK_MAX_BODY_BYTES=str(MAX_BODY)),
+    # no rate or refusal limit: every body is judged on its own (a 413 must stay a 413 whatever came before;
+    # tests/test_security.py covers the 429 a source earns by being refused too often)
+    app = create_app(stack_config(data_dir, None, SUPRHOOK_RATE_LIMIT="0", SUPRHOOK_REFUSAL_LIMIT="0",
+                                  SUPRHOOK_MAX_BODY_BYTES=str(MAX_BODY)),
                      registry=registry)
     target = Fuzzed(app)
     yield target
