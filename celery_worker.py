@@ -1,4 +1,5 @@
-"""Worker entry point: `celery -A celery_worker worker` (or `suprhook worker`)."""
-from handlers import worker_app
+"""`celery -A celery_worker worker` from a clone of this repository: the same app as
+`celery -A suprhook.celery_worker worker` (what `suprhook worker` runs)."""
+from suprhook.celery_worker import app
 
-app = worker_app()
+__all__ = ["app"]

@@ -1,8 +1,4 @@
-"""WSGI entry point: `gunicorn wsgi:app`. Production mode unless SUPRHOOK_ENV says otherwise."""
-import os
+"""`gunicorn wsgi:app` from a clone of this repository: the same app as `gunicorn suprhook.wsgi:app`."""
+from suprhook.wsgi import app
 
-os.environ.setdefault("SUPRHOOK_ENV", "production")
-
-from receiver import create_app  # noqa: E402
-
-app = create_app()
+__all__ = ["app"]

@@ -2,7 +2,7 @@
 from celery.signals import worker_ready
 
 from bench.probe import mark_ready, record
-from handlers import on
+from suprhook import on
 
 
 @on()

@@ -3,8 +3,8 @@ from celery import Celery
 from celery.signals import worker_ready
 
 from bench.probe import mark_ready, record
-from handlers import Settings
-from handlers.celery_app import broker_options
+from suprhook.handlers import Settings
+from suprhook.handlers.celery_app import broker_options
 
 settings = Settings.load()
 app = Celery("bench_raw", broker=settings.broker_url, set_as_current=False)
@@ -16,7 +16,7 @@ app.conf.update(
     task_default_queue=settings.default_queue, worker_hijack_root_logger=False,
 )
 if settings.embedded_broker:
-    from handlers import embedded
+    from suprhook.handlers import embedded
 
     embedded.prepare(settings.broker_url, settings.poll_interval)
 

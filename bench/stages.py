@@ -50,12 +50,12 @@ def main() -> None:
                       SUPRHOOK_LOG_LEVEL="WARNING", SUPRHOOK_METRICS_TOKEN="stages-metrics-token")
     if args.broker == "redis":
         os.environ.update(CELERY_BROKER_URL="redis://127.0.0.1:6379/13", SUPRHOOK_DEDUP_URL="redis://127.0.0.1:6379/13")
-    import receiver.blueprint as blueprint
-    from handlers import on, worker_app
-    from handlers.dispatch import task_message
-    from handlers.store import EventStore
-    import handlers.tasks as tasks
-    from receiver import create_app
+    import suprhook.receiver.blueprint as blueprint
+    from suprhook.handlers import on, worker_app
+    from suprhook.handlers.dispatch import task_message
+    from suprhook.handlers.store import EventStore
+    import suprhook.handlers.tasks as tasks
+    from suprhook.receiver import create_app
 
     app = create_app()
     dispatcher = app.extensions["suprhook"].dispatcher
@@ -91,7 +91,7 @@ def main() -> None:
 
     worker = worker_app()
     task = worker.tasks[on.get("bench.noop_handlers.noop").task_name]
-    from schemas import load_event
+    from suprhook.schemas import load_event
 
     messages = []
     for body in bodies:  # logged first, as the receiver does: begin_run then takes its one-statement claim

@@ -9,7 +9,7 @@ Run it: see "Two-way flows" in README.md.
 import sqlite3
 from pathlib import Path
 
-from handlers import on
+from suprhook import on
 
 DB = Path("var/orders.sqlite3")
 

@@ -1,5 +1,5 @@
 """Handlers `suprhook dev` loads when SUPRHOOK_HANDLERS is unset. Copy this file to start your own."""
-from handlers import on
+from suprhook import on
 
 
 @on(event_type="status")

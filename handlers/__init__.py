@@ -1,14 +1,16 @@
 """Register handlers with `@on(...)`; they run as Celery tasks for each matching webhook event.
 
-    from handlers import on
+    from suprhook import on
 
     @on(channel="whatsapp", event_type="inbound_message", text=r"(?i)^yes\\b")
     def confirm(event, match, logger):
         logger.info("%s said yes", event.distinct_id)
 """
 from __future__ import annotations
+if __name__ != "suprhook.handlers":  # one module, one name: a second copy would be a second registry
+    raise ImportError(f"import suprhook.handlers, not {__name__} (see src/suprhook/__init__.py)")
 
-from schemas import Event
+from ..schemas import Event
 
 from .errors import ConfigError, EnqueueError, InFlight, PermanentError
 from .registry import Filters, Handler, Registry, on
@@ -19,7 +21,7 @@ __all__ = ["ConfigError", "EnqueueError", "Event", "Filters", "Handler", "InFlig
 
 
 def worker_app(config: dict | None = None, registry: Registry | None = None):
-    """The Celery app for `celery -A celery_worker worker`: loads handler modules, binds tasks."""
+    """The Celery app of `celery -A suprhook.celery_worker worker`: loads handler modules, binds tasks."""
     from .worker_metrics import prepare as prepare_observability  # first: before prometheus_client is imported
     prepare_observability(config)
     from . import embedded

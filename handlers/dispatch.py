@@ -10,8 +10,8 @@ from typing import Mapping
 
 from celery import Celery
 
-from schemas import Event
-from schemas.vendors import record_drift
+from ..schemas import Event
+from ..schemas.vendors import record_drift
 
 from . import metrics
 from .dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup

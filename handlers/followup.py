@@ -25,7 +25,7 @@ from suprsend import Suprsend
 from suprsend.exception import InputValueError, SuprsendValidationError
 from suprsend.utils import get_apparent_event_size
 
-from schemas import Event
+from ..schemas import Event
 
 from . import metrics
 from .errors import ConfigError, PermanentError

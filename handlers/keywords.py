@@ -1,7 +1,6 @@
 """Opt-in STOP / UNSUBSCRIBE / HELP handling for replies.
 
-    from handlers import on
-    from handlers.keywords import enable_keywords
+    from suprhook import enable_keywords, on
     enable_keywords(on)                      # in your handler module, so receiver and worker both have it
 
 A reply that is exactly one of these words (any case, surrounding spaces ignored) reaches only the
@@ -14,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from schemas import Event
+from ..schemas import Event
 
 from .followup import Followup
 from .registry import Registry

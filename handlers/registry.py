@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable, Iterator
 
-from schemas import Event, MessageType, NormalizedStatus
+from ..schemas import Event, MessageType, NormalizedStatus
 
 # Names a handler may declare as parameters; each is injected by name (Slack Bolt style).
 INJECTABLE = ("event", "match", "logger", "attempt", "followup", "conversation")

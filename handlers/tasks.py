@@ -11,7 +11,7 @@ from typing import Any
 from celery import Celery, Task
 from marshmallow import ValidationError
 
-from schemas import Event, load_event
+from ..schemas import Event, load_event
 
 from .conversation import Conversation, ConversationStore, Snapshot, conversation_key, open_conversations
 from .errors import PermanentError

@@ -1,7 +1,6 @@
 """Run your handlers in-process, exactly as the worker runs them, and see what they did.
 
-    from handlers.testing import dispatch_sync
-    from schemas.samples import make_inbound_message
+    from suprhook import dispatch_sync, make_inbound_message
 
     outcomes = dispatch_sync(make_inbound_message("YES", workflow="Order Placed"))
     assert outcomes.followup("order_confirmed").distinct_id == "user@example.com"
@@ -27,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import requests
 from celery import Celery
 
-from schemas import Event, load_event
+from ..schemas import Event, load_event
 
 from . import followup as followup_module
 from .dispatch import is_echo

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from schemas import Event
+from ..schemas import Event
 
 from .errors import ConfigError, PermanentError
 from .registry import Filters, Registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 from typing import Mapping, Sequence
 
-from handlers import Settings
+from ..handlers import Settings
 
 
 def check_token(settings: Settings, headers: Mapping[str, str], tokens: Sequence[str] | None = None) -> str | None:

@@ -17,16 +17,16 @@ from typing import Any, Iterable, Mapping
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, NotFound
 
-from handlers import EnqueueError, InFlight, Registry, Settings, on
-from handlers.dedup import open_dedup
-from handlers import metrics
-from handlers.dispatch import Dispatcher
-from handlers.jsonlog import FIELDS_ATTR, event_fields, new_correlation_id
-from handlers.loader import load_handler_modules
-from handlers.settings import config_source
-from handlers.store import EventStore
-from handlers.usermaven import install as install_usermaven
-from schemas import ValidationError, flatten_errors, load_event
+from ..handlers import EnqueueError, InFlight, Registry, Settings, on
+from ..handlers.dedup import open_dedup
+from ..handlers import metrics
+from ..handlers.dispatch import Dispatcher
+from ..handlers.jsonlog import FIELDS_ATTR, event_fields, new_correlation_id
+from ..handlers.loader import load_handler_modules
+from ..handlers.settings import config_source
+from ..handlers.store import EventStore
+from ..handlers.usermaven import install as install_usermaven
+from ..schemas import ValidationError, flatten_errors, load_event
 
 from .auth import check_token
 from .body import BodyError, decode_json
@@ -58,7 +58,7 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
 
     `endpoints`: named endpoints declared in code, in addition to those of ``SUPRHOOK_ENDPOINTS``.
     """
-    from handlers.celery_app import create_celery
+    from ..handlers.celery_app import create_celery
 
     settings = Settings.load(config)
     settings.require_auth()

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from handlers import ConfigError, Settings, on
-from handlers.settings import redact_url
-from handlers.loader import load_handler_modules
+from ..handlers import ConfigError, Settings, on
+from ..handlers.settings import redact_url
+from ..handlers.loader import load_handler_modules
 
 DEFAULT_EXAMPLE = "examples.quickstart"
 SAMPLE = Path("examples/payloads/whatsapp_status.json")
@@ -62,7 +62,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         os.environ["SUPRHOOK_HANDLERS"] = DEFAULT_EXAMPLE
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))
 
-    from receiver import create_app
+    from .app import create_app
 
     try:
         app = create_app()
@@ -70,12 +70,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"suprhook dev: {exc}", file=sys.stderr)
         return 2
     settings: Settings = app.extensions["suprhook"].settings
-    from handlers.shutdown import die_with_parent
+    from ..handlers.shutdown import die_with_parent
 
     # PR_SET_PDEATHSIG (kernel-enforced, needs nothing in the worker) rather than a pipe the worker would
     # have to watch: even a SIGKILLed `suprhook dev` takes its worker with it. SIGTERM, not SIGKILL: the
     # worker shuts down warm, so its running handlers finish and ack (the embedded broker never redelivers).
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_worker", "worker",
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "suprhook.celery_worker", "worker",
                                "--loglevel", args.loglevel, "--concurrency", str(args.concurrency),
                                "--without-gossip", "--without-mingle"], preexec_fn=die_with_parent(signal.SIGTERM))
     state = {"stopping": False, "died": None}
@@ -106,8 +106,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     for route in list(app.extensions["suprhook"].routes.values())[1:]:
         print(f"suprhook dev: endpoint {route.name}: http://{args.host}:{args.port}{route.url} "
               f"accepts {route.endpoint.describe()}")
-    print(f"suprhook dev: post a sample webhook with\n\n  curl -sS {url} -H 'Content-Type: application/json'"
-          f"{auth} --data @{SAMPLE}\n\nor any channel, vendor, status or reply with\n\n"
+    sample = f"  suprhook send-sample --url {url}\n"
+    if SAMPLE.exists():  # in a clone of this repository: its sample payloads, for curl
+        sample += (f"\nor with curl\n\n  curl -sS {url} -H 'Content-Type: application/json'{auth} --data @{SAMPLE}\n")
+    print(f"suprhook dev: post a sample webhook with\n\n{sample}\nor any channel, vendor, status or reply with\n\n"
           f"  suprhook send-sample --url {url} --type inbound --text YES --vendor meta\n", flush=True)
     try:
         # SIGTERM is how docker, systemd and supervisors stop us; SIGINT and SIGHUP too, unless this process
@@ -146,7 +148,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 def endpoint_routes() -> tuple[list[Any], list[str]]:
     """The endpoints the environment declares (default first) with their credentials resolved, and the
     SUPRHOOK_ENDPOINT_<NAME>_* variables set for no declared endpoint. Raises ConfigError."""
-    from handlers.settings import config_source
+    from ..handlers.settings import config_source
 
     from .endpoints import build_routes, declared_endpoints, stray_variables
 
@@ -208,7 +210,7 @@ def _loaded() -> Settings:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """List recent events with each handler's outcome (from the event log)."""
-    from handlers.store import EventStore
+    from ..handlers.store import EventStore
 
     store = EventStore(_loaded().store_url)
     rows = store.recent_events(args.limit, event_ids=args.event or ())
@@ -227,9 +229,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Re-dispatch handler runs that did not succeed: by event id, by time range, or every dead run."""
     from datetime import datetime
 
-    from handlers.celery_app import create_celery
-    from handlers.recovery import redispatch
-    from handlers.store import DONE, EventStore
+    from ..handlers.celery_app import create_celery
+    from ..handlers.recovery import redispatch
+    from ..handlers.store import DONE, EventStore
 
     try:
         settings = _loaded()
@@ -268,7 +270,7 @@ def worker_command(settings: Settings, args: argparse.Namespace, extra: list[str
     no gossip/mingle (the workers share nothing through them), and a sensible concurrency."""
     queues = args.queues or ",".join(sorted({settings.default_queue} | {h.queue for h in on if h.queue}))
     concurrency = args.concurrency or (2 if settings.embedded_broker else os.cpu_count() or 2)
-    return [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "--loglevel", args.loglevel,
+    return [sys.executable, "-m", "celery", "-A", "suprhook.celery_worker", "worker", "--loglevel", args.loglevel,
             "--queues", queues, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", *extra]
 
 
@@ -286,7 +288,7 @@ def cmd_worker(args: argparse.Namespace, extra: list[str] | None = None) -> int:
         return 0
     print(f"suprhook worker: handlers {', '.join(settings.handler_modules) or '(none: set SUPRHOOK_HANDLERS)'}; "
           f"broker {redact_url(settings.broker_url)}", flush=True)
-    cwd = os.getcwd()  # celery_worker and the handler modules are imported from here, as `suprhook dev` does
+    cwd = os.getcwd()  # the handler modules are imported from here, as `suprhook dev` does
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [cwd, os.environ.get("PYTHONPATH")]))
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover
@@ -314,7 +316,7 @@ def _first(value: str | None) -> str | None:
 
 def build_sample(args: argparse.Namespace) -> dict[str, Any]:
     """The payload `send-sample` posts for these arguments (a fresh event each call)."""
-    from schemas.samples import make_inbound_message, make_status_event
+    from ..schemas.samples import make_inbound_message, make_status_event
 
     common: dict[str, Any] = {"channel": args.channel, "vendor": args.vendor or None, "phone": args.phone,
                               "distinct_id": args.distinct_id, "workflow": args.workflow, "template": args.template}
@@ -394,7 +396,7 @@ OK, FAIL, WARN = "\u2713", "\u2717", "!"
 
 
 def _probe(name: str, target: str, check: Callable[[], object]) -> tuple[str, str, str]:
-    from handlers.dispatch import explain
+    from ..handlers.dispatch import explain
 
     try:
         check()
@@ -405,11 +407,11 @@ def _probe(name: str, target: str, check: Callable[[], object]) -> tuple[str, st
 
 def config_checks() -> list[tuple[str, str, str]]:
     """(mark, check, detail) rows for `check-config`; URLs redacted, secrets never shown."""
-    from handlers.celery_app import create_celery
-    from handlers.conversation import open_conversations
-    from handlers.dedup import open_dedup
-    from handlers.dispatch import Dispatcher, explain
-    from handlers.store import EventStore
+    from ..handlers.celery_app import create_celery
+    from ..handlers.conversation import open_conversations
+    from ..handlers.dedup import open_dedup
+    from ..handlers.dispatch import Dispatcher, explain
+    from ..handlers.store import EventStore
 
     from .security import RequestGuard
 
@@ -443,7 +445,7 @@ def config_checks() -> list[tuple[str, str, str]]:
         rows.append((FAIL, "metrics", str(exc)))
     if any(k.startswith("SUPRHOOK_ENDPOINT") and v for k, v in os.environ.items()):
         try:
-            from handlers.settings import config_source
+            from ..handlers.settings import config_source
 
             from .endpoints import load_routes
 
@@ -565,7 +567,7 @@ examples:
   suprhook worker --dry-run                         print the celery command instead of running it
   suprhook worker -- --autoscale 8,2                anything after -- (or unknown) goes to celery
 
-Runs `celery -A celery_worker worker --queues <default + handler queues> --concurrency <n>
+Runs `celery -A suprhook.celery_worker worker --queues <default + handler queues> --concurrency <n>
 --without-gossip --without-mingle`; n defaults to 2 on the embedded broker, else the CPU count.""",
 }
 

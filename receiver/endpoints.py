@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from handlers import ConfigError, Settings
+from ..handlers import ConfigError, Settings
 
 from .security import Rejection, SignatureVerifier, check_signature
 

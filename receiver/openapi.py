@@ -19,11 +19,11 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
-from schemas import EnvelopeSchema
-from schemas.fields import _MAX_MS, Identifier, JSONObject, MillisTimestamp
-from schemas.inbound_message import TextBody
-from schemas.model import INBOUND_MESSAGE, STATUS
-from schemas.vendors.base import Text
+from ..schemas import EnvelopeSchema
+from ..schemas.fields import _MAX_MS, Identifier, JSONObject, MillisTimestamp
+from ..schemas.inbound_message import TextBody
+from ..schemas.model import INBOUND_MESSAGE, STATUS
+from ..schemas.vendors.base import Text
 
 from .body import MAX_DEPTH
 from .endpoints import Endpoint

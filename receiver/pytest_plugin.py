@@ -11,7 +11,7 @@ Fixtures (no Redis, broker or network needed):
   in a temporary directory; `post_webhook(payload)` posts, `drain()` runs what was queued;
 - `suprhook_config` / `suprhook_settings` / `suprhook_registry`: override these to change the setup.
 
-    from receiver.pytest_plugin import make_inbound_message
+    from suprhook import make_inbound_message
     import myapp.webhooks  # registers your handlers
 
     def test_yes_confirms(dispatch_sync):
@@ -29,20 +29,20 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from schemas.samples import make_inbound_message, make_status_event
+from ..schemas.samples import make_inbound_message, make_status_event
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from handlers import Registry, Settings
-    from handlers.testing import FollowupRecorder, Outcomes, SyncDispatcher
+    from ..handlers import Registry, Settings
+    from ..handlers.testing import FollowupRecorder, Outcomes, SyncDispatcher
 
 __all__ = ["SuprhookClient", "dispatch_sync", "make_inbound_message", "make_status_event"]
 
 
 def dispatch_sync(payload: Any, *args: Any, **kwargs: Any) -> "Outcomes":
     """`handlers.testing.dispatch_sync`: run the matching handlers in-process, return their outcomes."""
-    from handlers.testing import dispatch_sync as run
+    from ..handlers.testing import dispatch_sync as run
 
     return run(payload, *args, **kwargs)
 
@@ -66,7 +66,7 @@ class SuprhookClient(FlaskClient):
 
     def drain(self, queues: Iterable[str] | None = None) -> "Outcomes":
         """Run every task the app has queued, in this process, as a worker would; returns the outcomes."""
-        from handlers.testing import drain
+        from ..handlers.testing import drain
 
         state = self.application.extensions["suprhook"]
         dispatcher = state.dispatcher
@@ -115,15 +115,15 @@ def suprhook_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture
 def suprhook_settings(suprhook_config: dict[str, str]) -> "Settings":
     """`suprhook_config` loaded (the environment ignored)."""
-    from handlers.testing import isolated_settings
+    from ..handlers.testing import isolated_settings
 
     return isolated_settings(suprhook_config, data_dir=suprhook_config["SUPRHOOK_DATA_DIR"])
 
 
 @pytest.fixture
 def suprhook_registry() -> "Registry":
-    """The registry handlers are taken from: `handlers.on` (override to use your own `Registry()`)."""
-    from handlers import on
+    """The registry handlers are taken from: `suprhook.on` (override to use your own `Registry()`)."""
+    from ..handlers import on
 
     return on
 
@@ -131,7 +131,7 @@ def suprhook_registry() -> "Registry":
 @pytest.fixture
 def followup_recorder() -> "FollowupRecorder":
     """Collects the follow-ups handlers send during this test (nothing goes out)."""
-    from handlers.testing import FollowupRecorder
+    from ..handlers.testing import FollowupRecorder
 
     return FollowupRecorder()
 
@@ -141,7 +141,7 @@ def _dispatch_sync_fixture(suprhook_registry: "Registry", suprhook_settings: "Se
                            followup_recorder: "FollowupRecorder") -> "SyncDispatcher":
     """`dispatch_sync(payload, handlers=None, attempt=0, raise_errors=False) -> Outcomes`, with this
     test's settings (conversation state persists between calls) and `followup_recorder`."""
-    from handlers.testing import SyncDispatcher
+    from ..handlers.testing import SyncDispatcher
 
     return SyncDispatcher(suprhook_registry, suprhook_settings, followup_recorder)
 
@@ -149,7 +149,7 @@ def _dispatch_sync_fixture(suprhook_registry: "Registry", suprhook_settings: "Se
 @pytest.fixture
 def suprhook_app(suprhook_config: dict[str, str], suprhook_registry: "Registry") -> Iterator["Flask"]:
     """`create_app(suprhook_config, registry=suprhook_registry)`: the real receiver."""
-    from receiver import create_app
+    from .app import create_app
 
     Path(suprhook_config["SUPRHOOK_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     app = create_app(suprhook_config, registry=suprhook_registry)

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 from standardwebhooks import Webhook
 
-from handlers import ConfigError, Settings
+from ..handlers import ConfigError, Settings
 
 log = logging.getLogger("suprhook.receiver.security")
 

@@ -4,6 +4,8 @@
 or raises `marshmallow.ValidationError` whose `.messages` name each bad field.
 """
 from __future__ import annotations
+if __name__ != "suprhook.schemas":  # one module, one name: a second copy would be a second registry
+    raise ImportError(f"import suprhook.schemas, not {__name__} (see src/suprhook/__init__.py)")
 
 from typing import Any
 

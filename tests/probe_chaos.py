@@ -5,7 +5,7 @@ from pathlib import Path
 
 from celery.signals import worker_ready
 
-from handlers import on
+from suprhook.handlers import on
 
 PROBE_DIR = Path(os.environ.get("SUPRHOOK_PROBE_DIR", "var/probe"))
 

@@ -1,8 +1,8 @@
 """Reply-flow handlers the two-way tests run in real worker processes (see test_reply_flows.py)."""
 import time
 
-from handlers import on
-from handlers.keywords import enable_keywords
+from suprhook.handlers import on
+from suprhook.handlers.keywords import enable_keywords
 
 from .probe_handlers import record  # noqa: F401  (also registers worker_ready -> ready file)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from celery.signals import worker_ready
 
-from handlers import PermanentError, on
+from suprhook import PermanentError, on
 
 PROBE_DIR = Path(os.environ.get("SUPRHOOK_PROBE_DIR", "var/probe"))
 

@@ -1,5 +1,5 @@
 """A handler that writes through its injected logger, for tests/test_logging.py (workflow "Logged" only)."""
-from handlers import on
+from suprhook.handlers import on
 
 
 @on(workflow="Logged")

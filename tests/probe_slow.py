@@ -1,7 +1,7 @@
 """A slow handler with a side effect, for the worker-death tests (see test_worker_death.py)."""
 import time
 
-from handlers import on
+from suprhook.handlers import on
 
 from .probe_handlers import record  # noqa: F401  (also registers worker_ready -> ready file)
 

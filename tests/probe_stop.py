@@ -6,7 +6,7 @@ from pathlib import Path
 
 from celery.signals import worker_ready
 
-from handlers import on
+from suprhook.handlers import on
 
 
 @worker_ready.connect

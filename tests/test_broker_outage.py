@@ -14,8 +14,8 @@ import time
 import pytest
 import redis
 
-from handlers import Registry
-from receiver import create_app
+from suprhook.handlers import Registry
+from suprhook.receiver import create_app
 
 from .conftest import make_status, stack_config, wait_until
 

@@ -21,9 +21,9 @@ import pytest
 import redis
 import requests
 
-from handlers import Settings
-from handlers.store import EventStore
-from receiver import create_app
+from suprhook.handlers import Settings
+from suprhook.handlers.store import EventStore
+from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_status, stack_config, wait_until
 from .fake_suprsend import FakeSuprsend

@@ -16,7 +16,7 @@ from .test_broker_outage import free_port
 
 def suprhook(*args: str, cwd: Path, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
-    return subprocess.Popen([sys.executable, "-m", "receiver.cli", *args], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "suprhook", *args], cwd=cwd,
                             env={**clean, "PYTHONPATH": str(REPO), **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
@@ -106,7 +106,7 @@ def test_example_payloads_are_distinct_events():
     """Following the README in order posts these into one ./var: a shared event id would answer `duplicate`."""
     import json
 
-    from schemas import load_event
+    from suprhook.schemas import load_event
 
     ids = {path.name: load_event(json.loads(path.read_text())).event_id
            for path in sorted((REPO / "examples" / "payloads").glob("*.json"))}
@@ -116,10 +116,10 @@ def test_example_payloads_are_distinct_events():
 
 def test_events_and_replay_rerun_only_what_did_not_succeed(tmp_path):
     """`suprhook events` shows outcomes; `suprhook replay --dead` re-runs only the dead handler run."""
-    from handlers import Settings
-    from handlers.embedded import queue_depth
-    from handlers.store import EventStore
-    from schemas import load_event
+    from suprhook.handlers import Settings
+    from suprhook.handlers.embedded import queue_depth
+    from suprhook.handlers.store import EventStore
+    from suprhook.schemas import load_event
 
     from .conftest import make_status
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from handlers import Registry, Settings
-from handlers.store import EventStore
-from handlers.testing import drain
-from receiver import create_app
-from receiver.cli import main
-from schemas import load_event
+from suprhook.handlers import Registry, Settings
+from suprhook.handlers.store import EventStore
+from suprhook.handlers.testing import drain
+from suprhook.receiver import create_app
+from suprhook.receiver.cli import main
+from suprhook.schemas import load_event
 
 from .conftest import REPO, LiveServer, make_status, stack_config, wait_until
 from .test_broker_outage import free_port
@@ -31,7 +31,7 @@ SECRET = "whsec_" + base64.b64encode(b"suprhook-cli-test-signing-key-32").decode
 def suprhook(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None,
              timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_", "SUPRSEND_"))}
-    return subprocess.run([sys.executable, "-m", "receiver.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "suprhook", *args], cwd=cwd, capture_output=True, text=True,
                           env={**clean, "PYTHONPATH": str(REPO), **(env or {})}, timeout=timeout)
 
 
@@ -234,7 +234,7 @@ def test_routes_and_check_config_agree_on_handlers_when_suprhook_handlers_is_uns
 
 def test_worker_dry_run_consumes_every_queue_the_handlers_use(tmp_path):
     (tmp_path / "myhooks.py").write_text(textwrap.dedent('''
-        from handlers import on
+        from suprhook.handlers import on
 
         @on(event_type="status")
         def statuses(event): ...
@@ -246,7 +246,7 @@ def test_worker_dry_run_consumes_every_queue_the_handlers_use(tmp_path):
     run = suprhook("worker", "--dry-run", "--loglevel", "WARNING", "--", "--autoscale", "4,1", cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     argv = run.stdout.split()
-    assert argv[1:6] == ["-m", "celery", "-A", "celery_worker", "worker"]
+    assert argv[1:6] == ["-m", "celery", "-A", "suprhook.celery_worker", "worker"]
     assert argv[argv.index("--queues") + 1] == "hooks,sms-replies"
     assert argv[argv.index("--concurrency") + 1] == "2"  # the embedded broker
     assert argv[argv.index("--loglevel") + 1] == "WARNING"
@@ -266,7 +266,7 @@ def test_worker_runs_the_handlers_of_a_live_receiver(tmp_path):
     mirror(event_type="status", name="tests.probe_handlers.on_status")(sink_handler)
     server = LiveServer(create_app(config, registry=mirror))
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "worker", "--concurrency", "1", "--",
+    proc = subprocess.Popen([sys.executable, "-m", "suprhook", "worker", "--concurrency", "1", "--",
                              "--without-heartbeat"], cwd=REPO, env={**clean, **config, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -294,7 +294,7 @@ def test_worker_runs_the_handlers_of_a_live_receiver(tmp_path):
 
 
 def test_replay_reports_progress_on_long_replays(tmp_path):
-    from handlers.embedded import queue_depth
+    from suprhook.handlers.embedded import queue_depth
 
     env = {"SUPRHOOK_HANDLERS": "tests.probe_handlers", "SUPRHOOK_DATA_DIR": str(tmp_path),
            "SUPRHOOK_ENV": "development"}
@@ -328,7 +328,7 @@ def test_every_command_has_help_with_examples(command, capsys):
 
 
 def test_top_level_help_shows_each_commands_whole_first_sentence(capsys):
-    from receiver.cli import build_parser, first_sentence
+    from suprhook.receiver.cli import build_parser, first_sentence
 
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from freezegun import freeze_time
 
-from handlers.dedup import DUPLICATE, IN_FLIGHT, LEASE_SECONDS, NEW, RedisDedup, SQLiteDedup, open_dedup
+from suprhook.handlers.dedup import DUPLICATE, IN_FLIGHT, LEASE_SECONDS, NEW, RedisDedup, SQLiteDedup, open_dedup
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -75,7 +75,7 @@ def test_open_dedup_by_url(tmp_path):
 
 
 def test_settings_never_show_secrets():
-    from handlers import Settings
+    from suprhook.handlers import Settings
 
     settings = Settings.load({"SUPRHOOK_AUTH_TOKENS": "tok-secret-1", "SUPRSEND_WORKSPACE_SECRET": "ws-secret-2",
                               "SUPRHOOK_SIGNING_SECRET": "whsec_c2VjcmV0LTM=",

@@ -28,11 +28,14 @@ def _expand(command: str, env: dict[str, str]) -> list[str]:
 
 
 def test_procfile_web_is_a_valid_gunicorn_command_for_the_app(tmp_path):
+    """From a project directory that is not this clone: the units name only the installed package."""
     env = {**os.environ, "SUPRHOOK_ENV": "development", "SUPRHOOK_DATA_DIR": str(tmp_path),
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "PYTHONPATH": str(REPO)}
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    env.pop("PYTHONPATH", None)
     words = _expand(_procfile()["web"], env)
-    assert words[0] == "gunicorn" and "wsgi:app" in words and "python:handlers.gunicorn_conf" in words
-    result = subprocess.run([sys.executable, "-m", *words, "--check-config"], cwd=REPO, env=env,
+    assert words[0] == "gunicorn" and "suprhook.wsgi:app" in words
+    assert "python:suprhook.handlers.gunicorn_conf" in words
+    result = subprocess.run([sys.executable, "-m", *words, "--check-config"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -42,16 +45,16 @@ def test_procfile_worker_is_our_worker_with_every_queue(tmp_path):
            "SUPRHOOK_HANDLERS": "tests.probe_handlers", "PYTHONPATH": str(REPO)}
     words = _expand(_procfile()["worker"], env)
     assert words[:2] == ["suprhook", "worker"]
-    result = subprocess.run([sys.executable, "-m", "receiver.cli", *words[1:], "--dry-run"], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "suprhook", *words[1:], "--dry-run"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "celery -A celery_worker worker" in result.stdout and "suprhook-probe-side" in result.stdout
+    assert "celery -A suprhook.celery_worker worker" in result.stdout and "suprhook-probe-side" in result.stdout
 
 
 def test_systemd_units_run_the_same_commands():
     receiver = (DEPLOY / "suprhook-receiver.service").read_text()
     worker = (DEPLOY / "suprhook-worker.service").read_text()
-    assert "gunicorn -c python:handlers.gunicorn_conf" in receiver and "wsgi:app" in receiver
+    assert "gunicorn -c python:suprhook.handlers.gunicorn_conf" in receiver and "suprhook.wsgi:app" in receiver
     assert "suprhook worker" in worker and "KillSignal=SIGTERM" in worker
     assert "EnvironmentFile=/etc/suprhook/env" in receiver and "EnvironmentFile=/etc/suprhook/env" in worker
 

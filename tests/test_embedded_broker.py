@@ -4,14 +4,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import sqlite3
 
-from handlers import embedded
+from suprhook.handlers import embedded
 
 from .conftest import make_status, stack_config
 
 
 def _produce(config: dict, barrier, results) -> None:
-    from handlers import Registry
-    from receiver import create_app
+    from suprhook.handlers import Registry
+    from suprhook.receiver import create_app
 
     registry = Registry()
     registry(event_type="status", name="noop")(print)
@@ -41,8 +41,8 @@ def test_processes_starting_together_on_a_fresh_broker_all_enqueue(tmp_path):
 def test_consumed_rows_are_purged(tmp_path):
     url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
     config = stack_config(tmp_path, None)
-    from handlers import Registry
-    from receiver import create_app
+    from suprhook.handlers import Registry
+    from suprhook.receiver import create_app
 
     registry = Registry()
     registry(name="noop")(print)

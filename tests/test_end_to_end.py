@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from handlers import Registry
-from handlers.embedded import queue_depth
-from receiver import create_app
+from suprhook.handlers import Registry
+from suprhook.handlers.embedded import queue_depth
+from suprhook.receiver import create_app
 
 from .conftest import BROKERS, LiveServer, Worker, delete_queue, make_inbound, make_status, stack_config
 

@@ -18,13 +18,13 @@ from flask import Flask
 from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
-from handlers import ConfigError
-from handlers.embedded import queue_depth
-from handlers.jsonlog import FIELDS_ATTR
-from handlers.store import EventStore
-from receiver import Endpoint, create_app, init_app
-from receiver.endpoints import parse_endpoints
-from schemas import load_event
+from suprhook.handlers import ConfigError
+from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.jsonlog import FIELDS_ATTR
+from suprhook.handlers.store import EventStore
+from suprhook.receiver import Endpoint, create_app, init_app
+from suprhook.receiver.endpoints import parse_endpoints
+from suprhook.schemas import load_event
 
 from .conftest import REPO, LiveServer, Worker, make_inbound, make_status, stack_config
 from .test_security import SECRET_OLD, body_of, sign
@@ -322,7 +322,7 @@ def test_openapi_documents_each_endpoint_and_its_422(env_server):
 
 def run_routes(env: dict[str, str], command: str = "routes") -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
-    return subprocess.run([sys.executable, "-m", "receiver.cli", command], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "suprhook", command], cwd=REPO, capture_output=True, text=True,
                           env={**clean, "PYTHONPATH": str(REPO), "SUPRHOOK_HANDLERS": "tests.probe_handlers", **env},
                           timeout=60)
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from handlers import Settings
-from handlers.followup import Followup, FollowupError, FollowupLoopError, FollowupUnavailable, depth_of
-from schemas import load_event
+from suprhook.handlers import Settings
+from suprhook.handlers.followup import Followup, FollowupError, FollowupLoopError, FollowupUnavailable, depth_of
+from suprhook.schemas import load_event
 
 from .conftest import make_inbound
 from .fake_suprsend import FakeSuprsend

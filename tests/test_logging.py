@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from handlers import ConfigError, Settings
-from handlers.jsonlog import (FIELDS_ATTR, JsonFormatter, TextFormatter, bind_run, mask_distinct_id,
+from suprhook.handlers import ConfigError, Settings
+from suprhook.handlers.jsonlog import (FIELDS_ATTR, JsonFormatter, TextFormatter, bind_run, mask_distinct_id,
                               new_correlation_id, setup_logging)
 
 from .conftest import REPO, Worker, make_status, stack_config, wait_until
@@ -34,7 +34,7 @@ def test_distinct_id_is_hashed_by_default_masked_or_plain_on_request():
 
 
 def test_the_hash_can_be_computed_to_find_a_users_lines():
-    out = subprocess.run([sys.executable, "-m", "handlers.jsonlog", USER], cwd=REPO, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "suprhook.handlers.jsonlog", USER], cwd=REPO, capture_output=True,
                          text=True, timeout=60, check=True).stdout
     assert out.split() == [USER_HASH, USER]
 
@@ -184,7 +184,7 @@ def test_a_dead_run_and_a_rejection_are_logged_with_a_made_up_correlation_id(sta
 def test_every_line_a_json_worker_writes_is_json(tmp_path):
     """Celery's banner, its "Task ... received/succeeded" lines, retries and tracebacks, a handler's own prints
     and the warm-shutdown notice: with SUPRHOOK_LOG_FORMAT=json, one JSON object per line, nothing else."""
-    from receiver import create_app
+    from suprhook.receiver import create_app
 
     probe = tmp_path / "probe"
     config = stack_config(tmp_path, None, SUPRHOOK_HANDLERS="tests.probe_handlers,tests.probe_logging",

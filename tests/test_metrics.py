@@ -20,10 +20,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from handlers import on
-from handlers.dispatch import task_message
-from receiver import create_app
-from schemas import load_event
+from suprhook.handlers import on
+from suprhook.handlers.dispatch import task_message
+from suprhook.receiver import create_app
+from suprhook.schemas import load_event
 
 from .conftest import REPO, LiveServer, Worker, make_status, stack_config, stop_group, wait_until
 
@@ -54,7 +54,7 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 
 class Gunicorn:
-    """`gunicorn -c python:handlers.gunicorn_conf wsgi:app` on a free port; stdout+stderr to `log_path`."""
+    """`gunicorn -c python:suprhook.handlers.gunicorn_conf wsgi:app` on a free port; stdout+stderr to `log_path`."""
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
         self.log_path = log_path
@@ -65,7 +65,7 @@ class Gunicorn:
         # recent gunicorn opens a control socket in ~/.gunicorn by default, one path for every master here
         private = ["--no-control-socket"] if "control_socket_disable" in Config().settings else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:handlers.gunicorn_conf", "-w", str(workers),
+            [sys.executable, "-m", "gunicorn", "-c", "python:suprhook.handlers.gunicorn_conf", "-w", str(workers),
              "-b", self.url.removeprefix("http://"), *private, "wsgi:app"],
             cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -204,7 +204,7 @@ def test_metrics_token_guards_the_endpoint(serve):
 def test_production_refuses_an_open_metrics_endpoint_unless_told(tmp_path):
     """/metrics shares the webhook's public port: production needs a token, SUPRHOOK_METRICS=off, or an
     explicit SUPRHOOK_METRICS_PUBLIC=1; development stays open."""
-    from handlers import ConfigError
+    from suprhook.handlers import ConfigError
 
     production = {"SUPRHOOK_ENV": "production", "SUPRHOOK_AUTH_TOKENS": TOKEN}
     with pytest.raises(ConfigError) as info:

@@ -1,8 +1,8 @@
 """The pytest plugin as a user meets it: this file imports nothing but the plugin and an example handler
 module; every fixture (dispatch_sync, suprhook_client, followup_recorder, ...) comes from the `pytest11`
 entry point. README "Testing your handlers" shows the first test."""
-import examples.order_confirmation  # noqa: F401  (registers the example's handlers on handlers.on)
-from receiver.pytest_plugin import make_inbound_message, make_status_event
+import examples.order_confirmation  # noqa: F401  (registers the example's handlers on suprhook.on)
+from suprhook import make_inbound_message, make_status_event
 
 
 def test_a_yes_reply_confirms_the_order(dispatch_sync):

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from handlers import ConfigError
-from handlers.dedup import open_dedup
-from handlers.embedded import queue_depth
-from receiver import create_app
+from suprhook.handlers import ConfigError
+from suprhook.handlers.dedup import open_dedup
+from suprhook.handlers.embedded import queue_depth
+from suprhook.receiver import create_app
 
 from .conftest import LiveServer, make_inbound, make_status, stack_config
 
@@ -206,7 +206,7 @@ def test_unknown_path_is_json_404(receiver):
 
 def test_event_already_being_accepted_is_409_and_retryable(receiver):
     payload = make_status()
-    from schemas import load_event
+    from suprhook.schemas import load_event
 
     event_id = load_event(payload).event_id
     open_dedup(receiver.settings.dedup_url, 60).claim(event_id)  # another request holds the lease
@@ -302,7 +302,7 @@ def test_boolean_version_is_refused(receiver):
 
 
 def test_the_raw_body_and_safe_headers_are_logged(receiver):
-    from handlers.store import EventStore
+    from suprhook.handlers.store import EventStore
 
     raw = json.dumps(make_status(), indent=1)  # exactly these bytes, spacing included
     r = receiver.post(data=raw, token=TOKEN, headers={"X-Request-Id": "req-7", "User-Agent": "suprsend/1"})
@@ -311,7 +311,7 @@ def test_the_raw_body_and_safe_headers_are_logged(receiver):
     with store.engine.connect() as conn:
         from sqlalchemy import select
 
-        from handlers.store import events
+        from suprhook.handlers.store import events
         row = conn.execute(select(events.c.body, events.c.headers).where(
             events.c.event_id == r.json()["event_id"])).first()
     assert row.body == raw

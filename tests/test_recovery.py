@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import time
 
-from handlers import Registry, Settings
-from handlers.celery_app import create_celery
-from handlers.embedded import queue_depth
-from handlers.recovery import sweep_once
-from handlers.store import EventStore
-from schemas import load_event
+from suprhook.handlers import Registry, Settings
+from suprhook.handlers.celery_app import create_celery
+from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.recovery import sweep_once
+from suprhook.handlers.store import EventStore
+from suprhook.schemas import load_event
 
 from .conftest import make_status, stack_config
 

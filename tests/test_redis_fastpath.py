@@ -12,10 +12,10 @@ import uuid
 import pytest
 import redis
 
-from handlers import Registry
-from handlers.dedup import DUPLICATE, IN_FLIGHT, NEW
-from handlers.redis_fastpath import same_redis
-from receiver import create_app
+from suprhook.handlers import Registry
+from suprhook.handlers.dedup import DUPLICATE, IN_FLIGHT, NEW
+from suprhook.handlers.redis_fastpath import same_redis
+from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_status, stack_config, wait_until
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from handlers import Registry
-from schemas import load_event
+from suprhook.handlers import Registry
+from suprhook.schemas import load_event
 
 from .conftest import make_inbound, make_status
 
@@ -136,7 +136,7 @@ def test_enum_filters_refuse_unknown_values():
     ("need more info", ["anything"]), ("stop\nnow", ["anything"]),
 ])
 def test_keywords_only_when_the_whole_reply_is_the_word(text, expected):
-    from handlers.keywords import enable_keywords
+    from suprhook.handlers.keywords import enable_keywords
 
     on = Registry()
     on.reply(r"(?s).*", name="anything")(fn_a)

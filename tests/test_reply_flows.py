@@ -8,10 +8,10 @@ import time
 import pytest
 from freezegun import freeze_time
 
-from handlers import Settings
-from handlers.conversation import SQLiteConversations, conversation_key, open_conversations
-from handlers.store import EventStore
-from receiver import create_app
+from suprhook.handlers import Settings
+from suprhook.handlers.conversation import SQLiteConversations, conversation_key, open_conversations
+from suprhook.handlers.store import EventStore
+from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_inbound, stack_config, wait_until
 from .fake_suprsend import FakeSuprsend
@@ -141,8 +141,8 @@ def test_echo_of_our_own_send_is_not_dispatched(flow):
 
 def test_conversation_state_expires(tmp_path):
     """State older than the TTL is gone: the next reply starts the flow over (freezegun, in-process)."""
-    from handlers.conversation import Snapshot
-    from schemas import load_event
+    from suprhook.handlers.conversation import Snapshot
+    from suprhook.schemas import load_event
 
     store = SQLiteConversations(tmp_path / "c.sqlite3", ttl=3600)
     key = conversation_key(load_event(reply("hello", "Survey")))
@@ -158,9 +158,9 @@ def test_conversation_state_expires(tmp_path):
 def test_expired_state_routes_the_next_reply_to_the_first_step(tmp_path):
     """The worker's own code path (run_handler), in-process so freezegun can move the clock."""
     import tests.probe_flows as flows
-    from handlers import on
-    from handlers.tasks import run_handler
-    from schemas import load_event
+    from suprhook.handlers import on
+    from suprhook.handlers.tasks import run_handler
+    from suprhook.schemas import load_event
 
     settings = Settings.load(stack_config(tmp_path, None, SUPRHOOK_CONVERSATION_TTL="600",
                                           SUPRHOOK_PROBE_DIR=str(tmp_path)), environ={})
@@ -178,10 +178,10 @@ def test_expired_state_routes_the_next_reply_to_the_first_step(tmp_path):
 def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(tmp_path):
     """Found in review: data assigned directly (not via set) failed at save, after the handler, and
     the handler re-ran on every retry. Now the run fails permanently and the state is untouched."""
-    from handlers import PermanentError, Registry
-    from handlers.conversation import Snapshot
-    from handlers.tasks import run_handler
-    from schemas import load_event
+    from suprhook.handlers import PermanentError, Registry
+    from suprhook.handlers.conversation import Snapshot
+    from suprhook.handlers.tasks import run_handler
+    from suprhook.schemas import load_event
 
     def stash(event, conversation):
         conversation.data["when"] = object()

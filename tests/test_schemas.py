@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from schemas import ValidationError, derive_event_id, flatten_errors, load_event
+from suprhook.schemas import ValidationError, derive_event_id, flatten_errors, load_event
 
 from .conftest import SEED_INBOUND, SEED_STATUS, make_inbound, make_status
 

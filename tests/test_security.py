@@ -22,10 +22,10 @@ import requests
 from standardwebhooks import Webhook
 from werkzeug.serving import make_server
 
-from handlers import ConfigError, Registry, Settings
-from handlers.embedded import queue_depth
-from receiver import create_app
-from receiver.security import (
+from suprhook.handlers import ConfigError, Registry, Settings
+from suprhook.handlers.embedded import queue_depth
+from suprhook.receiver import create_app
+from suprhook.receiver.security import (
     IPAllowlist,
     RedisTokenBucketLimiter,
     RequestGuard,

@@ -68,9 +68,9 @@ class Stack:
         argv = {
             "celery": ["-m", "celery", "-A", "celery_worker", "worker", *worker, "--without-gossip",
                        "--without-mingle"],
-            "suprhook-worker": ["-m", "receiver.cli", "worker", *worker],
-            "dev": ["-m", "receiver.cli", "dev", "--port", str(self.port), "--concurrency", "2"],
-            "gunicorn": ["-m", "gunicorn", "-c", "python:handlers.gunicorn_conf", "-w", "2",
+            "suprhook-worker": ["-m", "suprhook", "worker", *worker],
+            "dev": ["-m", "suprhook", "dev", "--port", str(self.port), "--concurrency", "2"],
+            "gunicorn": ["-m", "gunicorn", "-c", "python:suprhook.handlers.gunicorn_conf", "-w", "2",
                          "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
         }[kind]
         self.kind = kind

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from handlers.store import EventStore, RunInProgress
-from schemas import load_event
+from suprhook.handlers.store import EventStore, RunInProgress
+from suprhook.schemas import load_event
 
 from .conftest import make_status
 
@@ -93,7 +93,7 @@ def test_a_renewed_lease_is_never_taken_over_and_a_lapsed_one_is(store):
 
 
 def test_lease_keeper_renews_while_held_and_stops_after(store):
-    from handlers.leases import LeaseKeeper
+    from suprhook.handlers.leases import LeaseKeeper
 
     event = status("delivered")
     store.record_accepted(event, ["h"])

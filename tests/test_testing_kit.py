@@ -11,14 +11,14 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from handlers import PermanentError, Registry
-from handlers.followup import FollowupUnavailable
-from handlers.keywords import enable_keywords
-from handlers.testing import FollowupRecorder, SyncDispatcher, dispatch_sync, isolated_settings
-from schemas import load_event
-from schemas.samples import (STATUS_TO_VENDOR, VENDOR_SAMPLES, make_inbound_message, make_status_event,
+from suprhook.handlers import PermanentError, Registry
+from suprhook.handlers.followup import FollowupUnavailable
+from suprhook.handlers.keywords import enable_keywords
+from suprhook.handlers.testing import FollowupRecorder, SyncDispatcher, dispatch_sync, isolated_settings
+from suprhook.schemas import load_event
+from suprhook.schemas.samples import (STATUS_TO_VENDOR, VENDOR_SAMPLES, make_inbound_message, make_status_event,
                              supported_statuses, vendor_module)
-from schemas.vendors import MODULES
+from suprhook.schemas.vendors import MODULES
 
 CHANNELS = ("whatsapp", "sms")
 STATUS_CASES = [(v, c, s) for v in sorted(VENDOR_SAMPLES) for c in CHANNELS for s in supported_statuses(v, c)]
@@ -280,13 +280,13 @@ def test_every_vendor_sample_is_accepted_by_the_receiver(suprhook_client):
 
 def test_the_plugin_is_registered_as_a_pytest11_entry_point():
     plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert plugins.get("suprhook") == "receiver.pytest_plugin"
+    assert plugins.get("suprhook") == "suprhook.receiver.pytest_plugin"
 
 
 def test_a_fresh_pytest_process_gets_the_fixtures_from_the_entry_point(tmp_path):
     """A user's project: one test file, no conftest, nothing passed with -p."""
     (tmp_path / "shop_hooks.py").write_text(textwrap.dedent('''
-        from handlers import on
+        from suprhook.handlers import on
 
         @on.reply(r"(?i)^yes", workflow="Shop")
         def thanks(event, followup):
@@ -294,7 +294,7 @@ def test_a_fresh_pytest_process_gets_the_fixtures_from_the_entry_point(tmp_path)
     '''))
     (tmp_path / "test_shop.py").write_text(textwrap.dedent('''
         import shop_hooks  # noqa: F401
-        from receiver.pytest_plugin import make_inbound_message
+        from suprhook.receiver.pytest_plugin import make_inbound_message
 
         def test_yes_thanks(dispatch_sync):
             outcomes = dispatch_sync(make_inbound_message("YES", vendor="twilio", workflow="Shop"))

@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
-from handlers import Settings
-from handlers.store import EventStore
-from receiver import create_app
+from suprhook.handlers import Settings
+from suprhook.handlers.store import EventStore
+from suprhook.receiver import create_app
 
 from .conftest import BROKERS, LiveServer, Worker, delete_queue, make_status, stack_config, wait_until
 from .fake_suprsend import FakeSuprsend

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import pytest
 
-from handlers import Registry
-from receiver import create_app
-from schemas import Event, InboundMessage, VendorInfo, load_event
+from suprhook.handlers import Registry
+from suprhook.receiver import create_app
+from suprhook.schemas import Event, InboundMessage, VendorInfo, load_event
 
 from ..conftest import stack_config
 

@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from schemas import Media, MessageType, NormalizedStatus
-from schemas.vendors import DRIFT
+from suprhook.schemas import Media, MessageType, NormalizedStatus
+from suprhook.schemas.vendors import DRIFT
 
 from .conftest import assert_message, assert_vendor, fixture, utc
 

@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from schemas import Media, MessageType, NormalizedStatus
-from schemas.vendors import DRIFT
+from suprhook.schemas import Media, MessageType, NormalizedStatus
+from suprhook.schemas.vendors import DRIFT
 
 from .conftest import assert_message, assert_vendor, fixture, utc
 
@@ -142,8 +142,8 @@ def test_flat_status_callback_missing_or_unknown_parts_drift(receive, payload):
 
 def test_failed_sample_says_the_title_of_the_code_given():
     """Found in review: the Kaleyra sample said "Message undeliverable" whatever the code."""
-    from schemas import load_event
-    from schemas.samples import make_status_event
+    from suprhook.schemas import load_event
+    from suprhook.schemas.samples import make_status_event
 
     event = load_event(make_status_event("failed", vendor="kaleyra", error=("130429", None)))
     vendor = event.vendor

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import Media, MessageType, NormalizedStatus, load_event
-from schemas.vendors import DRIFT
+from suprhook.schemas import Media, MessageType, NormalizedStatus, load_event
+from suprhook.schemas.vendors import DRIFT
 
 from .conftest import assert_message, assert_vendor, fixture, utc
 
@@ -112,7 +112,7 @@ def test_drift_is_recorded_and_the_event_still_dispatched(receive):
 ])
 def test_failed_sample_says_the_title_of_the_code_given(code, title):
     """Found in review: `send-sample --vendor meta --error 131026` said "Rate limit hit" whatever the code."""
-    from receiver.cli import build_parser, build_sample
+    from suprhook.receiver.cli import build_parser, build_sample
 
     args = build_parser().parse_args(["send-sample", "--vendor", "meta", "--status", "failed", "--error", code])
     event = load_event(build_sample(args))
@@ -123,7 +123,7 @@ def test_failed_sample_says_the_title_of_the_code_given(code, title):
 
 def test_an_error_alone_makes_the_sample_a_failed_status():
     """As the issue typed it: `send-sample --vendor meta --error 131026`, no --status."""
-    from receiver.cli import build_parser, build_sample
+    from suprhook.receiver.cli import build_parser, build_sample
 
     args = build_parser().parse_args(["send-sample", "--vendor", "meta", "--error", "131026"])
     event = load_event(build_sample(args))
@@ -133,7 +133,7 @@ def test_an_error_alone_makes_the_sample_a_failed_status():
 
 
 def test_failed_sample_keeps_a_given_message_and_names_an_unlisted_code():
-    from schemas.samples import make_status_event
+    from suprhook.schemas.samples import make_status_event
 
     given = load_event(make_status_event("failed", vendor="meta", error=("131026", "Not on WhatsApp")))
     assert (given.vendor.error_code, given.vendor.error_message) == ("131026", "Not on WhatsApp")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 
-from schemas import NormalizedStatus
-from schemas.vendors import DRIFT
+from suprhook.schemas import NormalizedStatus
+from suprhook.schemas.vendors import DRIFT
 
 from .conftest import assert_vendor, fixture, utc
 

@@ -4,8 +4,8 @@ Twilio's messaging callbacks carry no event time, so every vendor/message timest
 """
 from __future__ import annotations
 
-from schemas import Media, MessageType, NormalizedStatus
-from schemas.vendors import DRIFT
+from suprhook.schemas import Media, MessageType, NormalizedStatus
+from suprhook.schemas.vendors import DRIFT
 
 from .conftest import assert_message, assert_vendor, fixture
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from schemas import MessageType, NormalizedStatus, load_event
-from schemas.vendors import MODULES, STATUS_MAPS, VENDORS, normalize_vendor
+from suprhook.schemas import MessageType, NormalizedStatus, load_event
+from suprhook.schemas.vendors import MODULES, STATUS_MAPS, VENDORS, normalize_vendor
 
 from .conftest import FIXTURES, webhook
 
@@ -72,7 +72,7 @@ def test_truncated_real_payloads_never_raise_and_load(index, path, replacement):
 @pytest.mark.parametrize("inner", [{"text": 12345}, {"text": {"a": 1}}, {"text": "ok", "postbackText": {"a": 1}}])
 def test_vendor_values_of_the_wrong_type_become_text(inner):
     """Found in review: a number or object from a vendor reached the filters and made a 500."""
-    from handlers import Registry
+    from suprhook.handlers import Registry
 
     payload = {"app": "DemoApp", "timestamp": 1580227766370, "version": 2, "type": "message",
                "payload": {"id": "ABC", "source": "918x98xx21x4", "type": "quick_reply", "payload": inner}}
@@ -87,7 +87,7 @@ def test_vendor_values_of_the_wrong_type_become_text(inner):
 
 # -- every vendor module: a shape it does not recognise is drift, never a silent or wrong result --------
 
-MODULE_NAMES = sorted({importlib.import_module(f"schemas.vendors.{m}").NAMES[0] for m in MODULES})
+MODULE_NAMES = sorted({importlib.import_module(f"suprhook.schemas.vendors.{m}").NAMES[0] for m in MODULES})
 UNRECOGNISED = [{}, {"foo": "bar"}, {"unexpected": {"nested": [1, 2]}}, {"id": "x"}, {"type": "x"},
                 {"status": "teleported", "id": "x"}, {"message": {}}, {"data": {}}, {"payload": {}},
                 {"event": "x", "payload": {}}, [], [{}], "text", 5]
