@@ -68,6 +68,17 @@ def test_every_public_name_comes_from_suprhook_lazily(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
 
 
+def test_the_cli_loads_without_the_web_and_worker_stacks(tmp_path):
+    """`suprhook --help`, `routes`, `events` start from suprhook.receiver.cli: importing it must not load
+    Flask, SQLAlchemy or Celery (eagerly they made `suprhook --help` take 0.60 s instead of 0.14 s)."""
+    result = _python("""
+        import sys
+        import suprhook.receiver.cli
+        print(sorted(m for m in ("flask", "sqlalchemy", "celery", "kombu", "suprsend") if m in sys.modules))
+        """, tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
 def test_no_module_answers_to_a_second_name():
     """From the clone's root `handlers/` is on the path as `handlers` too: importing it so would make a second
     registry. Each package refuses any name but its own."""
