@@ -9,7 +9,6 @@ from kombu import Queue
 from . import embedded
 from .registry import Registry
 from .settings import Settings
-from .tasks import bind_handler_tasks
 
 
 def broker_options(settings: Settings, role: str) -> dict[str, Any]:
@@ -40,7 +39,7 @@ def broker_options(settings: Settings, role: str) -> dict[str, Any]:
 
 
 def create_celery(settings: Settings, registry: Registry, *, role: str = "worker") -> Celery:
-    """Build a configured Celery app with a task bound for every handler in `registry`."""
+    """Build a configured Celery app; for the worker, with a task bound for every handler in `registry`."""
     if settings.embedded_broker:
         embedded.prepare(settings.broker_url, settings.poll_interval)
     app = Celery("suprhook", set_as_current=False)
@@ -71,9 +70,11 @@ def create_celery(settings: Settings, registry: Registry, *, role: str = "worker
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
-    bind_handler_tasks(app, registry, settings)
-    if role == "worker":
+    if role == "worker":  # the receiver only sends tasks by name: it never imports the handlers' runtime
         from .leases import RefreshHeldMessages
+        from .tasks import bind_handler_tasks
+
+        bind_handler_tasks(app, registry, settings)
 
         app.conf.suprhook_unacked_refresh_every = settings.unacked_refresh_every
         app.steps["consumer"].add(RefreshHeldMessages)

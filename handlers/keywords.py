@@ -11,12 +11,13 @@ workflow on it that updates the user's preferences) and end the conversation; HE
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ..schemas import Event
-
-from .followup import Followup
 from .registry import Registry
+
+if TYPE_CHECKING:  # the receiver registers these handlers too, but only the worker runs them
+    from .followup import Followup
 
 STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "OPTOUT")
 HELP_WORDS = ("HELP", "INFO")

@@ -79,6 +79,21 @@ def test_the_cli_loads_without_the_web_and_worker_stacks(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
+def test_the_web_process_imports_no_worker_only_code(tmp_path):
+    """The receiver sends tasks by name: it never loads the handlers' runtime, the lease heartbeat or
+    the SuprSend SDK behind follow-ups (issue 12's check, with the settings production needs)."""
+    result = _python(f"""
+        import os, sys
+        os.environ.update(SUPRHOOK_AUTH_TOKENS="tok-ns-0123456789", SUPRHOOK_METRICS="off",
+                          SUPRHOOK_DATA_DIR={str(tmp_path / "var")!r}, SUPRHOOK_HANDLERS="tests.probe_handlers")
+        import suprhook.wsgi
+        assert suprhook.wsgi.app is not None
+        print(sorted(m for m in ("suprsend", "suprhook.handlers.tasks", "suprhook.handlers.followup",
+                                 "suprhook.handlers.leases", "suprhook.handlers.testing") if m in sys.modules))
+        """, REPO)
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
 def test_no_module_answers_to_a_second_name():
     """From the clone's root `handlers/` is on the path as `handlers` too: importing it so would make a second
     registry. Each package refuses any name but its own."""
