@@ -1,6 +1,6 @@
 """The embedded broker: kombu's SQLAlchemy transport on a local SQLite file, made fit for use.
 
-kombu leaves four things to us (measured; see README "Embedded broker"): the file must be in WAL
+kombu leaves four things to us (measured; see docs/embedded-broker.md): the file must be in WAL
 mode for concurrent producers; processes that create the same queue row at once collide on its
 unique name (kombu catches only OperationalError, so the publish fails); the poll interval is a class
 attribute (1 s by default; passing it as a transport option breaks engine creation); and consumed

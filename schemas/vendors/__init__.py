@@ -9,7 +9,7 @@ kept. The receiver calls `record_drift` once per accepted event: logged, counted
 
 Adding a vendor: write `schemas/vendors/<vendor>.py` (NAMES, STATUS_MAP, normalize; it is found and
 registered automatically), fixtures under `tests/fixtures/vendors/<vendor>/` and
-`tests/vendors/test_<vendor>.py` (see README "Adding a vendor").
+`tests/vendors/test_<vendor>.py` (see docs/vendors.md "Adding a vendor").
 """
 from __future__ import annotations
 
