@@ -77,7 +77,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # worker shuts down warm, so its running handlers finish and ack (the embedded broker never redelivers).
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "suprhook.celery_worker", "worker",
                                "--loglevel", args.loglevel, "--concurrency", str(args.concurrency),
-                               "--without-gossip", "--without-mingle"], preexec_fn=die_with_parent(signal.SIGTERM))
+                               "--without-gossip", "--without-mingle",
+                               # its own node name: RabbitMQ gives a node's control queue to one connection
+                               "--hostname", f"suprhook-dev-{os.getpid()}@%h"],
+                              preexec_fn=die_with_parent(signal.SIGTERM))
     state = {"stopping": False, "died": None}
     lock = threading.RLock()  # the signal handler may run while the main thread holds it
 

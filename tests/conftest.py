@@ -101,7 +101,10 @@ class Worker:
         self.log = open(probe_dir / "worker.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_worker", "worker", "--loglevel", "INFO",
-             "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
+             # a node name of its own: RabbitMQ gives `celery@host`'s control queue to one connection at a
+             # time (RESOURCE_LOCKED when two suites, or a stopping and a starting worker, share it)
+             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
             cwd=REPO, env={**os.environ, "SUPRHOOK_HANDLERS": "tests.probe_handlers", **env,
                            "SUPRHOOK_PROBE_DIR": str(probe_dir), "PYTHONPATH": str(REPO)},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -65,10 +65,11 @@ class Stack:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
         self.env = {**clean, **env, "PYTHONPATH": str(REPO)}
         worker = ["--loglevel", "INFO", "--concurrency", "2"]
+        node = ["--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]  # see tests/conftest.py Worker
         argv = {
             "celery": ["-m", "celery", "-A", "celery_worker", "worker", *worker, "--without-gossip",
-                       "--without-mingle"],
-            "suprhook-worker": ["-m", "suprhook", "worker", *worker],
+                       "--without-mingle", *node],
+            "suprhook-worker": ["-m", "suprhook", "worker", *worker, "--", *node],
             "dev": ["-m", "suprhook", "dev", "--port", str(self.port), "--concurrency", "2"],
             "gunicorn": ["-m", "gunicorn", "-c", "python:suprhook.handlers.gunicorn_conf", "-w", "2",
                          "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
@@ -92,7 +93,7 @@ class Stack:
                 return (self.probe / "ready").exists()
         if not wait_until(lambda: ready() or self.proc.poll() is not None, 60, 0.1) or self.proc.poll() is not None:
             self.close()
-            pytest.fail(f"{self.kind} not ready:\n{self.output()}")
+            pytest.fail(f"{self.kind} not ready:\n{self.log_path.read_text()[-4000:]}")
         time.sleep(0.5)  # let the pool processes settle into waiting for work
 
     def output(self) -> str:
