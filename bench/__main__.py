@@ -167,7 +167,7 @@ class Bench:
         port = free_port()
         metrics = self.tmp / f"metrics-{log}"
         # The production command from README "Production" (deploy/Procfile), for both sides.
-        proc = self.start([sys.executable, "-m", "gunicorn", "-c", "python:suprhook.handlers.gunicorn_conf",
+        proc = self.start([sys.executable, "-m", "gunicorn", "-c", "python:suprhook.handlers.web.gunicorn_conf",
                            "-w", str(self.args.receivers), "-k", "gthread", "--threads", str(self.args.threads),
                            "--keep-alive", "30", "-b", f"127.0.0.1:{port}", "--log-level", "warning", app],
                           {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}, log)

@@ -16,7 +16,7 @@ app.conf.update(
     task_default_queue=settings.default_queue, worker_hijack_root_logger=False,
 )
 if settings.embedded_broker:
-    from suprhook.handlers import embedded
+    from suprhook.handlers.stores import embedded
 
     embedded.prepare(settings.broker_url, settings.poll_interval)
 

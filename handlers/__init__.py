@@ -22,12 +22,12 @@ __all__ = ["ConfigError", "EnqueueError", "Event", "Filters", "Handler", "InFlig
 
 def worker_app(config: dict | None = None, registry: Registry | None = None):
     """The Celery app of `celery -A suprhook.celery_worker worker`: loads handler modules, binds tasks."""
-    from .worker_metrics import prepare as prepare_observability  # first: before prometheus_client is imported
+    from .worker.worker_metrics import prepare as prepare_observability  # first: before prometheus_client is imported
     prepare_observability(config)
-    from . import embedded
     from .celery_app import create_celery
+    from .integrations.usermaven import install as install_usermaven
     from .loader import load_handler_modules
-    from .usermaven import install as install_usermaven
+    from .stores import embedded
 
     settings = Settings.load(config)
     settings.validate()
@@ -35,16 +35,16 @@ def worker_app(config: dict | None = None, registry: Registry | None = None):
     registry = registry if registry is not None else on
     usermaven = install_usermaven(registry, settings, config)  # opt-in sink: None unless USERMAVEN_* are set
     app = create_celery(settings, registry, role="worker")
-    from .shutdown import install as guard_pool_processes
-    guard_pool_processes()  # pool processes take SIGTERM only from the main process (handlers/shutdown.py)
+    from .worker.shutdown import install as guard_pool_processes
+    guard_pool_processes()  # pool processes take SIGTERM only from the main process (handlers/worker/shutdown.py)
     from celery.signals import worker_ready
 
     def on_ready(**_: object) -> None:
         if settings.embedded_broker:
             embedded.start_cleanup(settings.broker_url)
         if settings.recovery_sweep:
-            from .recovery import start_sweeper
-            from .store import EventStore
+            from .stores.store import EventStore
+            from .worker.recovery import start_sweeper
 
             start_sweeper(EventStore(settings.store_url), app, registry, settings)
         if usermaven is not None:

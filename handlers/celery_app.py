@@ -6,9 +6,9 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from . import embedded
 from .registry import Registry
 from .settings import Settings
+from .stores import embedded
 
 
 def broker_options(settings: Settings, role: str) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def broker_options(settings: Settings, role: str) -> dict[str, Any]:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return {
             "visibility_timeout": settings.visibility_timeout,
-            # A live worker refreshes its held messages (handlers.leases.RefreshHeldMessages), so the
+            # A live worker refreshes its held messages (handlers.worker.leases.RefreshHeldMessages), so the
             # timeout only decides how soon a dead worker's messages come back: check every 5 s, and
             # let a restorer that died holding kombu's restore mutex block the others 30 s, not 5 min.
             "unacked_restore_interval": 5,
@@ -71,8 +71,8 @@ def create_celery(settings: Settings, registry: Registry, *, role: str = "worker
         enable_utc=True,
     )
     if role == "worker":  # the receiver only sends tasks by name: it never imports the handlers' runtime
-        from .leases import RefreshHeldMessages
-        from .tasks import bind_handler_tasks
+        from .worker.leases import RefreshHeldMessages
+        from .worker.tasks import bind_handler_tasks
 
         bind_handler_tasks(app, registry, settings)
 

@@ -17,7 +17,7 @@ from ..schemas import Event
 from .registry import Registry
 
 if TYPE_CHECKING:  # the receiver registers these handlers too, but only the worker runs them
-    from .followup import Followup
+    from .integrations.followup import Followup
 
 STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "OPTOUT")
 HELP_WORDS = ("HELP", "INFO")

@@ -18,7 +18,7 @@ def load_handler_modules(modules: Iterable[str]) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"SUPRHOOK_HANDLERS: cannot import {name!r}: {exc}") from exc
+    from .integrations.usermaven import install_from_env
     from .registry import on
-    from .usermaven import install_from_env
 
     install_from_env(on)  # the opt-in Usermaven sink, so `suprhook routes` and `replay` know it too

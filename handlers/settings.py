@@ -26,7 +26,7 @@ class Settings:
     handler_modules: tuple[str, ...] = ()
     default_queue: str = "suprhook"
     poll_interval: float = 0.05
-    visibility_timeout: int = 30  # Redis: held messages are kept fresh by the worker (handlers.leases)
+    visibility_timeout: int = 30  # Redis: held messages are kept fresh by the worker (handlers.worker.leases)
     publish_timeout: float = 1.0
     max_retries: int = 5
     retry_backoff_max: int = 600
@@ -49,13 +49,13 @@ class Settings:
     rate_limit_burst: int = 200
     rate_limit_url: str = ""  # redis://... to share both limits between receiver processes
     store_url: str = ""
-    run_lease: float = 30.0  # renewed every third of it while the handler runs (handlers.leases)
+    run_lease: float = 30.0  # renewed every third of it while the handler runs (handlers.worker.leases)
     recovery: str = "on"  # the event-log sweep: on (any broker), auto (embedded broker only), off
     recovery_after: float = 30.0
     redis_fastpath: bool = True  # dedup + enqueue in one Lua call when broker and dedup share a Redis
     log_format: str = "json"  # json | text (default text when env is development)
     log_level: str = "INFO"
-    log_distinct_id: str = "hash"  # plain | hash | mask, see handlers.jsonlog
+    log_distinct_id: str = "hash"  # plain | hash | mask, see handlers.observability.jsonlog
     metrics_token: str = field(default="", repr=False)  # never printed; bearer token for GET /metrics
     metrics_enabled: bool = True  # SUPRHOOK_METRICS=off: no GET /metrics on the receiver's port (404)
     metrics_public: bool = False  # SUPRHOOK_METRICS_PUBLIC=1: production may serve /metrics without a token
@@ -197,7 +197,7 @@ class Settings:
 
     @property
     def unacked_refresh_every(self) -> float:
-        """How often a Redis worker marks the messages it holds as still held (handlers.leases)."""
+        """How often a Redis worker marks the messages it holds as still held (handlers.worker.leases)."""
         return self.visibility_timeout / 4
 
 

@@ -6,7 +6,7 @@
     assert outcomes.followup("order_confirmed").distinct_id == "user@example.com"
 
 `dispatch_sync` loads the payload with the real schemas, asks the registry which handlers match (echo and
-STOP/HELP routing included, as the receiver does), and runs each through `handlers.tasks.run_handler`,
+STOP/HELP routing included, as the receiver does), and runs each through `handlers.worker.tasks.run_handler`,
 the worker's own code path: argument injection, `match`, conversation state under its lock, `event.timeline`.
 Follow-ups go to a `FollowupRecorder`: the real `Followup` and the real SuprSend SDK build, validate, key and
 sign every call, and the recorder keeps the request instead of sending it. No broker, Redis or network.
@@ -28,15 +28,15 @@ from celery import Celery
 
 from ..schemas import Event, load_event
 
-from . import followup as followup_module
-from .dispatch import is_echo
 from .errors import PermanentError
-from .followup import TimedSuprsend
+from .integrations import followup as followup_module
+from .integrations.followup import TimedSuprsend
 from .loader import load_handler_modules
 from .registry import Handler, Registry, on
 from .settings import Settings
-from .store import Timeline
-from .tasks import event_store, run_handler
+from .stores.store import Timeline
+from .web.dispatch import is_echo
+from .worker.tasks import event_store, run_handler
 
 __all__ = ["FollowupRecorder", "Outcome", "Outcomes", "RecordedFollowup", "SyncDispatcher", "dispatch_sync",
            "drain", "isolated_settings"]
@@ -234,7 +234,7 @@ def isolated_settings(config: Mapping[str, Any] | None = None, data_dir: str | N
 
 class _Recording:
     """Route `Followup`s built for `settings` to `recorder` while a dispatch runs (the SDK client cache
-    of handlers.followup is keyed by the workspace key, and each recorder has its own)."""
+    of handlers.integrations.followup is keyed by the workspace key, and each recorder has its own)."""
 
     def __init__(self, settings: Settings, recorder: FollowupRecorder | None) -> None:
         self.recorder = recorder

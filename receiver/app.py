@@ -8,7 +8,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ..handlers import Registry
-from ..handlers.jsonlog import setup_logging
+from ..handlers.observability.jsonlog import setup_logging
 
 from .blueprint import init_app
 from .endpoints import Endpoint

@@ -18,14 +18,14 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, NotFound
 
 from ..handlers import EnqueueError, InFlight, Registry, Settings, on
-from ..handlers.dedup import open_dedup
-from ..handlers import metrics
-from ..handlers.dispatch import Dispatcher
-from ..handlers.jsonlog import FIELDS_ATTR, event_fields, new_correlation_id
+from ..handlers.integrations.usermaven import install as install_usermaven
 from ..handlers.loader import load_handler_modules
+from ..handlers.observability import metrics
+from ..handlers.observability.jsonlog import FIELDS_ATTR, event_fields, new_correlation_id
 from ..handlers.settings import config_source
-from ..handlers.store import EventStore
-from ..handlers.usermaven import install as install_usermaven
+from ..handlers.stores.dedup import open_dedup
+from ..handlers.stores.store import EventStore
+from ..handlers.web.dispatch import Dispatcher
 from ..schemas import ValidationError, flatten_errors, load_event
 
 from .auth import check_token

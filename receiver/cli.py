@@ -70,7 +70,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"suprhook dev: {exc}", file=sys.stderr)
         return 2
     settings: Settings = app.extensions["suprhook"].settings
-    from ..handlers.shutdown import die_with_parent
+    from ..handlers.worker.shutdown import die_with_parent
 
     # PR_SET_PDEATHSIG (kernel-enforced, needs nothing in the worker) rather than a pipe the worker would
     # have to watch: even a SIGKILLed `suprhook dev` takes its worker with it. SIGTERM, not SIGKILL: the
@@ -213,7 +213,7 @@ def _loaded() -> Settings:
 
 def cmd_events(args: argparse.Namespace) -> int:
     """List recent events with each handler's outcome (from the event log)."""
-    from ..handlers.store import EventStore
+    from ..handlers.stores.store import EventStore
 
     store = EventStore(_loaded().store_url)
     rows = store.recent_events(args.limit, event_ids=args.event or ())
@@ -233,8 +233,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from ..handlers.celery_app import create_celery
-    from ..handlers.recovery import redispatch
-    from ..handlers.store import DONE, EventStore
+    from ..handlers.stores.store import DONE, EventStore
+    from ..handlers.worker.recovery import redispatch
 
     try:
         settings = _loaded()
@@ -399,7 +399,7 @@ OK, FAIL, WARN = "\u2713", "\u2717", "!"
 
 
 def _probe(name: str, target: str, check: Callable[[], object]) -> tuple[str, str, str]:
-    from ..handlers.dispatch import explain
+    from ..handlers.web.dispatch import explain
 
     try:
         check()
@@ -411,10 +411,10 @@ def _probe(name: str, target: str, check: Callable[[], object]) -> tuple[str, st
 def config_checks() -> list[tuple[str, str, str]]:
     """(mark, check, detail) rows for `check-config`; URLs redacted, secrets never shown."""
     from ..handlers.celery_app import create_celery
-    from ..handlers.conversation import open_conversations
-    from ..handlers.dedup import open_dedup
-    from ..handlers.dispatch import Dispatcher, explain
-    from ..handlers.store import EventStore
+    from ..handlers.stores.conversation import open_conversations
+    from ..handlers.stores.dedup import open_dedup
+    from ..handlers.stores.store import EventStore
+    from ..handlers.web.dispatch import Dispatcher, explain
 
     from .security import RequestGuard
 

@@ -22,7 +22,7 @@ import redis
 import requests
 
 from suprhook.handlers import Settings
-from suprhook.handlers.store import EventStore
+from suprhook.handlers.stores.store import EventStore
 from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_status, stack_config, wait_until

@@ -117,8 +117,8 @@ def test_example_payloads_are_distinct_events():
 def test_events_and_replay_rerun_only_what_did_not_succeed(tmp_path):
     """`suprhook events` shows outcomes; `suprhook replay --dead` re-runs only the dead handler run."""
     from suprhook.handlers import Settings
-    from suprhook.handlers.embedded import queue_depth
-    from suprhook.handlers.store import EventStore
+    from suprhook.handlers.stores.embedded import queue_depth
+    from suprhook.handlers.stores.store import EventStore
     from suprhook.schemas import load_event
 
     from .conftest import make_status

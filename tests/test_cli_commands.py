@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from suprhook.handlers import Registry, Settings
-from suprhook.handlers.store import EventStore
+from suprhook.handlers.stores.store import EventStore
 from suprhook.handlers.testing import drain
 from suprhook.receiver import create_app
 from suprhook.receiver.cli import main
@@ -294,7 +294,7 @@ def test_worker_runs_the_handlers_of_a_live_receiver(tmp_path):
 
 
 def test_replay_reports_progress_on_long_replays(tmp_path):
-    from suprhook.handlers.embedded import queue_depth
+    from suprhook.handlers.stores.embedded import queue_depth
 
     env = {"SUPRHOOK_HANDLERS": "tests.probe_handlers", "SUPRHOOK_DATA_DIR": str(tmp_path),
            "SUPRHOOK_ENV": "development"}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from suprhook.handlers.conversation import (Conversation, RedisConversations, Snapshot, SQLiteConversations,
+from suprhook.handlers.stores.conversation import (Conversation, RedisConversations, Snapshot, SQLiteConversations,
                                    open_conversations)
 
 
@@ -25,7 +25,7 @@ def test_save_and_load(store):
 
 
 def test_a_lost_lock_refuses_the_save(store, monkeypatch):
-    import suprhook.handlers.conversation as conversation
+    import suprhook.handlers.stores.conversation as conversation
 
     monkeypatch.setattr(conversation, "LOCK_LEASE_SECONDS", 0.3)
     with store.locked("k") as slow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from freezegun import freeze_time
 
-from suprhook.handlers.dedup import DUPLICATE, IN_FLIGHT, LEASE_SECONDS, NEW, RedisDedup, SQLiteDedup, open_dedup
+from suprhook.handlers.stores.dedup import DUPLICATE, IN_FLIGHT, LEASE_SECONDS, NEW, RedisDedup, SQLiteDedup, open_dedup
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -34,7 +34,7 @@ def test_procfile_web_is_a_valid_gunicorn_command_for_the_app(tmp_path):
     env.pop("PYTHONPATH", None)
     words = _expand(_procfile()["web"], env)
     assert words[0] == "gunicorn" and "suprhook.wsgi:app" in words
-    assert "python:suprhook.handlers.gunicorn_conf" in words
+    assert "python:suprhook.handlers.web.gunicorn_conf" in words
     result = subprocess.run([sys.executable, "-m", *words, "--check-config"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -54,7 +54,7 @@ def test_procfile_worker_is_our_worker_with_every_queue(tmp_path):
 def test_systemd_units_run_the_same_commands():
     receiver = (DEPLOY / "suprhook-receiver.service").read_text()
     worker = (DEPLOY / "suprhook-worker.service").read_text()
-    assert "gunicorn -c python:suprhook.handlers.gunicorn_conf" in receiver and "suprhook.wsgi:app" in receiver
+    assert "gunicorn -c python:suprhook.handlers.web.gunicorn_conf" in receiver and "suprhook.wsgi:app" in receiver
     assert "suprhook worker" in worker and "KillSignal=SIGTERM" in worker
     assert "EnvironmentFile=/etc/suprhook/env" in receiver and "EnvironmentFile=/etc/suprhook/env" in worker
 

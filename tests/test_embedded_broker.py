@@ -4,7 +4,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import sqlite3
 
-from suprhook.handlers import embedded
+from suprhook.handlers.stores import embedded
 
 from .conftest import make_status, stack_config
 

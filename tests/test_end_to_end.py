@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from suprhook.handlers import Registry
-from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.receiver import create_app
 
 from .conftest import BROKERS, LiveServer, Worker, delete_queue, make_inbound, make_status, stack_config
@@ -23,7 +23,7 @@ def stack(request, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     config = stack_config(data_dir, BROKERS[request.param], SUPRHOOK_HANDLERS="tests.probe_handlers",
                           SUPRHOOK_PROBE_DIR=str(data_dir / "probe"))
-    if request.param == "redis":  # dedup in the broker's Redis: the one-round-trip path (handlers/redis_fastpath.py)
+    if request.param == "redis":  # dedup in the broker's Redis: one round trip (handlers/web/redis_fastpath.py)
         config["SUPRHOOK_DEDUP_URL"] = BROKERS["redis"]
     app = create_app(config)
     assert (app.extensions["suprhook"].dispatcher.fastpath is not None) == (request.param == "redis")

@@ -19,9 +19,9 @@ from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
 from suprhook.handlers import ConfigError
-from suprhook.handlers.embedded import queue_depth
-from suprhook.handlers.jsonlog import FIELDS_ATTR
-from suprhook.handlers.store import EventStore
+from suprhook.handlers.stores.embedded import queue_depth
+from suprhook.handlers.observability.jsonlog import FIELDS_ATTR
+from suprhook.handlers.stores.store import EventStore
 from suprhook.receiver import Endpoint, create_app, init_app
 from suprhook.receiver.endpoints import parse_endpoints
 from suprhook.schemas import load_event

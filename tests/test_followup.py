@@ -6,7 +6,8 @@ import time
 import pytest
 
 from suprhook.handlers import Settings
-from suprhook.handlers.followup import Followup, FollowupError, FollowupLoopError, FollowupUnavailable, depth_of
+from suprhook.handlers.integrations.followup import (Followup, FollowupError, FollowupLoopError, FollowupUnavailable,
+                                                     depth_of)
 from suprhook.schemas import load_event
 
 from .conftest import make_inbound

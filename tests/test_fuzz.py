@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from suprhook.handlers import Registry
-from suprhook.handlers.dispatch import is_echo
-from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.web.dispatch import is_echo
+from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.receiver import create_app
 from suprhook.receiver.body import MAX_DEPTH, decode_json
 from suprhook.schemas import load_event

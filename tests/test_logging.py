@@ -13,8 +13,8 @@ import uuid
 import pytest
 
 from suprhook.handlers import ConfigError, Settings
-from suprhook.handlers.jsonlog import (FIELDS_ATTR, JsonFormatter, TextFormatter, bind_run, mask_distinct_id,
-                              new_correlation_id, setup_logging)
+from suprhook.handlers.observability.jsonlog import (FIELDS_ATTR, JsonFormatter, TextFormatter, bind_run,
+                                                    mask_distinct_id, new_correlation_id, setup_logging)
 
 from .conftest import REPO, Worker, make_status, stack_config, wait_until
 from .test_metrics import TOKEN, Gunicorn
@@ -34,8 +34,8 @@ def test_distinct_id_is_hashed_by_default_masked_or_plain_on_request():
 
 
 def test_the_hash_can_be_computed_to_find_a_users_lines():
-    out = subprocess.run([sys.executable, "-m", "suprhook.handlers.jsonlog", USER], cwd=REPO, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "suprhook.handlers.observability.jsonlog", USER], cwd=REPO,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.split() == [USER_HASH, USER]
 
 

@@ -21,7 +21,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from suprhook.handlers import on
-from suprhook.handlers.dispatch import task_message
+from suprhook.handlers.web.dispatch import task_message
 from suprhook.receiver import create_app
 from suprhook.schemas import load_event
 
@@ -54,7 +54,7 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 
 class Gunicorn:
-    """`gunicorn -c python:suprhook.handlers.gunicorn_conf wsgi:app` on a free port; stdout+stderr to `log_path`."""
+    """`gunicorn -c python:suprhook.handlers.web.gunicorn_conf wsgi:app` on a free port; stdout+stderr to `log_path`."""
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
         self.log_path = log_path
@@ -65,7 +65,7 @@ class Gunicorn:
         # recent gunicorn opens a control socket in ~/.gunicorn by default, one path for every master here
         private = ["--no-control-socket"] if "control_socket_disable" in Config().settings else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:suprhook.handlers.gunicorn_conf", "-w", str(workers),
+            [sys.executable, "-m", "gunicorn", "-c", "python:suprhook.handlers.web.gunicorn_conf", "-w", str(workers),
              "-b", self.url.removeprefix("http://"), *private, "wsgi:app"],
             cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -20,8 +20,8 @@ from openapi_spec_validator import validate as validate_openapi
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
 from suprhook.handlers import Registry
-from suprhook.handlers.dedup import open_dedup
-from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.stores.dedup import open_dedup
+from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.receiver import create_app, init_app
 from suprhook.receiver.openapi import OPENAPI_VERSION, openapi_document
 from suprhook.schemas import load_event

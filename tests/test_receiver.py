@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from suprhook.handlers import ConfigError
-from suprhook.handlers.dedup import open_dedup
-from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.stores.dedup import open_dedup
+from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.receiver import create_app
 
 from .conftest import LiveServer, make_inbound, make_status, stack_config
@@ -302,7 +302,7 @@ def test_boolean_version_is_refused(receiver):
 
 
 def test_the_raw_body_and_safe_headers_are_logged(receiver):
-    from suprhook.handlers.store import EventStore
+    from suprhook.handlers.stores.store import EventStore
 
     raw = json.dumps(make_status(), indent=1)  # exactly these bytes, spacing included
     r = receiver.post(data=raw, token=TOKEN, headers={"X-Request-Id": "req-7", "User-Agent": "suprsend/1"})
@@ -311,7 +311,7 @@ def test_the_raw_body_and_safe_headers_are_logged(receiver):
     with store.engine.connect() as conn:
         from sqlalchemy import select
 
-        from suprhook.handlers.store import events
+        from suprhook.handlers.stores.store import events
         row = conn.execute(select(events.c.body, events.c.headers).where(
             events.c.event_id == r.json()["event_id"])).first()
     assert row.body == raw

@@ -5,9 +5,9 @@ import time
 
 from suprhook.handlers import Registry, Settings
 from suprhook.handlers.celery_app import create_celery
-from suprhook.handlers.embedded import queue_depth
-from suprhook.handlers.recovery import sweep_once
-from suprhook.handlers.store import EventStore
+from suprhook.handlers.stores.embedded import queue_depth
+from suprhook.handlers.worker.recovery import sweep_once
+from suprhook.handlers.stores.store import EventStore
 from suprhook.schemas import load_event
 
 from .conftest import make_status, stack_config

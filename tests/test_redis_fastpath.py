@@ -1,4 +1,4 @@
-"""The one-round-trip path (handlers/redis_fastpath.py): its messages are the ones Celery writes,
+"""The one-round-trip path (handlers/web/redis_fastpath.py): its messages are the ones Celery writes,
 a real worker runs them, and accepting is atomic (remembered if and only if queued).
 
 Runs against the machine's Redis (db 0, keys unique to each test); a missing server fails.
@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from suprhook.handlers import Registry
-from suprhook.handlers.dedup import DUPLICATE, IN_FLIGHT, NEW
-from suprhook.handlers.redis_fastpath import same_redis
+from suprhook.handlers.stores.dedup import DUPLICATE, IN_FLIGHT, NEW
+from suprhook.handlers.web.redis_fastpath import same_redis
 from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_status, stack_config, wait_until

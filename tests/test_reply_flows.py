@@ -9,8 +9,8 @@ import pytest
 from freezegun import freeze_time
 
 from suprhook.handlers import Settings
-from suprhook.handlers.conversation import SQLiteConversations, conversation_key, open_conversations
-from suprhook.handlers.store import EventStore
+from suprhook.handlers.stores.conversation import SQLiteConversations, conversation_key, open_conversations
+from suprhook.handlers.stores.store import EventStore
 from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_inbound, stack_config, wait_until
@@ -141,7 +141,7 @@ def test_echo_of_our_own_send_is_not_dispatched(flow):
 
 def test_conversation_state_expires(tmp_path):
     """State older than the TTL is gone: the next reply starts the flow over (freezegun, in-process)."""
-    from suprhook.handlers.conversation import Snapshot
+    from suprhook.handlers.stores.conversation import Snapshot
     from suprhook.schemas import load_event
 
     store = SQLiteConversations(tmp_path / "c.sqlite3", ttl=3600)
@@ -159,7 +159,7 @@ def test_expired_state_routes_the_next_reply_to_the_first_step(tmp_path):
     """The worker's own code path (run_handler), in-process so freezegun can move the clock."""
     import tests.probe_flows as flows
     from suprhook.handlers import on
-    from suprhook.handlers.tasks import run_handler
+    from suprhook.handlers.worker.tasks import run_handler
     from suprhook.schemas import load_event
 
     settings = Settings.load(stack_config(tmp_path, None, SUPRHOOK_CONVERSATION_TTL="600",
@@ -179,8 +179,8 @@ def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(
     """Found in review: data assigned directly (not via set) failed at save, after the handler, and
     the handler re-ran on every retry. Now the run fails permanently and the state is untouched."""
     from suprhook.handlers import PermanentError, Registry
-    from suprhook.handlers.conversation import Snapshot
-    from suprhook.handlers.tasks import run_handler
+    from suprhook.handlers.stores.conversation import Snapshot
+    from suprhook.handlers.worker.tasks import run_handler
     from suprhook.schemas import load_event
 
     def stash(event, conversation):

@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 from werkzeug.serving import make_server
 
 from suprhook.handlers import ConfigError, Registry, Settings
-from suprhook.handlers.embedded import queue_depth
+from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.receiver import create_app
 from suprhook.receiver.security import (
     IPAllowlist,

@@ -71,7 +71,7 @@ class Stack:
                        "--without-mingle", *node],
             "suprhook-worker": ["-m", "suprhook", "worker", *worker, "--", *node],
             "dev": ["-m", "suprhook", "dev", "--port", str(self.port), "--concurrency", "2"],
-            "gunicorn": ["-m", "gunicorn", "-c", "python:suprhook.handlers.gunicorn_conf", "-w", "2",
+            "gunicorn": ["-m", "gunicorn", "-c", "python:suprhook.handlers.web.gunicorn_conf", "-w", "2",
                          "-b", f"127.0.0.1:{self.port}", "wsgi:app"],
         }[kind]
         self.kind = kind

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from suprhook.handlers.store import EventStore, RunInProgress
+from suprhook.handlers.stores.store import EventStore, RunInProgress
 from suprhook.schemas import load_event
 
 from .conftest import make_status
@@ -93,7 +93,7 @@ def test_a_renewed_lease_is_never_taken_over_and_a_lapsed_one_is(store):
 
 
 def test_lease_keeper_renews_while_held_and_stops_after(store):
-    from suprhook.handlers.leases import LeaseKeeper
+    from suprhook.handlers.worker.leases import LeaseKeeper
 
     event = status("delivered")
     store.record_accepted(event, ["h"])

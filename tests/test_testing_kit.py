@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import pytest
 
 from suprhook.handlers import PermanentError, Registry
-from suprhook.handlers.followup import FollowupUnavailable
+from suprhook.handlers.integrations.followup import FollowupUnavailable
 from suprhook.handlers.keywords import enable_keywords
 from suprhook.handlers.testing import FollowupRecorder, SyncDispatcher, dispatch_sync, isolated_settings
 from suprhook.schemas import load_event

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, text
 from suprhook.handlers import Registry, Settings
 from suprhook.handlers.errors import ConfigError
 from suprhook.handlers.keywords import enable_keywords
-from suprhook.handlers.usermaven import HANDLER_NAME, UsermavenConfig, UsermavenSink, install
-from suprhook.handlers.usermaven_outbox import Outbox
+from suprhook.handlers.integrations.usermaven import HANDLER_NAME, UsermavenConfig, UsermavenSink, install
+from suprhook.handlers.stores.usermaven_outbox import Outbox
 from suprhook.receiver import create_app
 from suprhook.schemas import load_event
 
@@ -311,7 +311,7 @@ def store_url(request, tmp_path):
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     yield f"{PG}?options=-csearch_path%3D{schema}"
-    from suprhook.handlers import usermaven_outbox
+    from suprhook.handlers.stores import usermaven_outbox
 
     for key in [k for k in usermaven_outbox._engines if schema in k[0]]:
         usermaven_outbox._engines.pop(key).dispose()

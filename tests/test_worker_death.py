@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from suprhook.handlers import Settings
-from suprhook.handlers.store import EventStore
+from suprhook.handlers.stores.store import EventStore
 from suprhook.receiver import create_app
 
 from .conftest import BROKERS, LiveServer, Worker, delete_queue, make_status, stack_config, wait_until

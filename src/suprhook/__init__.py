@@ -29,9 +29,9 @@ _EXPORTS = {
     "PermanentError": ".handlers.errors", "ConfigError": ".handlers.errors", "EnqueueError": ".handlers.errors",
     "InFlight": ".handlers.errors",
     "Settings": ".handlers.settings",
-    "Followup": ".handlers.followup", "FollowupUnavailable": ".handlers.followup",
-    "Conversation": ".handlers.conversation",
-    "Timeline": ".handlers.store",
+    "Followup": ".handlers.integrations.followup", "FollowupUnavailable": ".handlers.integrations.followup",
+    "Conversation": ".handlers.stores.conversation",
+    "Timeline": ".handlers.stores.store",
     "enable_keywords": ".handlers.keywords",
     # the HTTP side
     "create_app": ".receiver.app", "init_app": ".receiver.blueprint", "Endpoint": ".receiver.endpoints",
@@ -68,13 +68,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load lazily
     from .handlers import worker_app
-    from .handlers.conversation import Conversation
+    from .handlers.stores.conversation import Conversation
     from .handlers.errors import ConfigError, EnqueueError, InFlight, PermanentError
-    from .handlers.followup import Followup, FollowupUnavailable
+    from .handlers.integrations.followup import Followup, FollowupUnavailable
     from .handlers.keywords import enable_keywords
     from .handlers.registry import Filters, Handler, Registry, on
     from .handlers.settings import Settings
-    from .handlers.store import Timeline
+    from .handlers.stores.store import Timeline
     from .handlers.testing import (FollowupRecorder, Outcome, Outcomes, RecordedFollowup, SyncDispatcher,
                                    dispatch_sync, isolated_settings)
     from .receiver.app import create_app

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ..schemas import Event
+from ...schemas import Event
 
 PENDING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED = "pending", "running", "succeeded", "failed", "dead", "skipped"
 DONE = (SUCCEEDED, SKIPPED)  # a run in one of these is never run again

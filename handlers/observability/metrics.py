@@ -4,7 +4,7 @@ With `PROMETHEUS_MULTIPROC_DIR` set (gunicorn with several workers; a Celery wor
 processes run the handlers) prometheus_client's multiprocess mode is on: every process writes its
 values to files in that directory and a scrape sums them, whichever process answers. It is decided
 when prometheus_client is first imported, so the variable must be in the environment before the
-process starts (gunicorn), or is set by `handlers.worker_metrics.prepare` (worker).
+process starts (gunicorn), or is set by `handlers.worker.worker_metrics.prepare` (worker).
 
 Metric updates are cheap on purpose: label children with fixed values are bound once, here.
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 from urllib.parse import urlparse
 
-from ..schemas import Event
+from ...schemas import Event
 
 from .sqlite import ThreadLocalSQLite, sqlite_path
 

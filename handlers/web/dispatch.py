@@ -10,17 +10,17 @@ from typing import Mapping
 
 from celery import Celery
 
-from ..schemas import Event
-from ..schemas.vendors import record_drift
+from ...schemas import Event
+from ...schemas.vendors import record_drift
 
-from . import metrics
-from .dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup
-from .errors import EnqueueError, InFlight
-from .jsonlog import correlation_id as current_correlation_id
+from ..errors import EnqueueError, InFlight
+from ..observability import metrics
+from ..observability.jsonlog import correlation_id as current_correlation_id
+from ..registry import Handler, Registry
+from ..settings import Settings, redact_url
+from ..stores.dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup
+from ..stores.store import EventStore
 from .redis_fastpath import RedisFastPath, same_redis
-from .registry import Handler, Registry
-from .settings import Settings, redact_url
-from .store import EventStore
 
 log = logging.getLogger("suprhook.dispatch")
 _TASK_NS = uuid.UUID("6f1f0d8e-5b0e-4c55-9f3c-2a4a1b7d9e10")

@@ -25,11 +25,11 @@ from suprsend import Suprsend
 from suprsend.exception import InputValueError, SuprsendValidationError
 from suprsend.utils import get_apparent_event_size
 
-from ..schemas import Event
+from ...schemas import Event
 
-from . import metrics
-from .errors import ConfigError, PermanentError
-from .settings import Settings
+from ..errors import ConfigError, PermanentError
+from ..observability import metrics
+from ..settings import Settings
 
 log = logging.getLogger("suprhook.followup")
 RESERVED_PREFIXES = ("$", "ss_")

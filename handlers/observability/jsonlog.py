@@ -10,8 +10,8 @@ distinct_id, channel, type, status, outcome, reason, code, endpoint (a named rec
 user's id (often an email or a phone number), so it is written as `SUPRHOOK_LOG_DISTINCT_ID` says:
 
 - `hash` (default): `sha256:` and the first 16 hex digits of SHA-256 of the id. Unkeyed on purpose:
-  anyone can compute it from a known id (`python -m suprhook.handlers.jsonlog user@example.com`), so you can
-  find one user's lines, and the lines of one user correlate; it hides ids from casual reading, but
+  anyone can compute it from a known id (`python -m suprhook.handlers.observability.jsonlog user@example.com`),
+  so you can find one user's lines, and the lines of one user correlate; it hides ids from casual reading, but
   it is pseudonymisation, not anonymity (a guessable id can be confirmed);
 - `mask`: `u***@example.com` for emails, else the first and last two characters (`+9***10`);
 - `plain`: as received.
@@ -28,7 +28,7 @@ import uuid
 from contextvars import ContextVar
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 FIELDS_ATTR = "suprhook_fields"  # the LogRecord attribute our formatters merge into the line
 DISTINCT_ID_MODES = ("plain", "hash", "mask")
@@ -187,6 +187,6 @@ def setup_logging(settings: Any) -> None:
     logger.propagate = False
 
 
-if __name__ == "__main__":  # `python -m suprhook.handlers.jsonlog ID…`: what the logs call these distinct_ids
+if __name__ == "__main__":  # `python -m suprhook.handlers.observability.jsonlog ID…`: the logs' names for these ids
     for arg in sys.argv[1:]:
         print(mask_distinct_id(arg, "hash"), arg)

@@ -8,10 +8,10 @@ from typing import Iterable
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from .dispatch import task_message
-from .registry import Registry
-from .settings import Settings
-from .store import EventStore
+from ..registry import Registry
+from ..settings import Settings
+from ..stores.store import EventStore
+from ..web.dispatch import task_message
 
 log = logging.getLogger("suprhook.recovery")
 

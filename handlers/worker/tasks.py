@@ -11,17 +11,17 @@ from typing import Any
 from celery import Celery, Task
 from marshmallow import ValidationError
 
-from ..schemas import Event, load_event
+from ...schemas import Event, load_event
 
-from .conversation import Conversation, ConversationStore, Snapshot, conversation_key, open_conversations
-from .errors import PermanentError
-from .followup import Followup
-from .jsonlog import bind_run
+from ..errors import PermanentError
+from ..integrations.followup import Followup
+from ..observability.jsonlog import bind_run
+from ..observability.metrics import handler_run
+from ..registry import Filters, Handler, Registry
+from ..settings import Settings
+from ..stores.conversation import Conversation, ConversationStore, Snapshot, conversation_key, open_conversations
+from ..stores.store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, RunInProgress, Timeline
 from .leases import LeaseKeeper
-from .metrics import handler_run
-from .registry import Filters, Handler, Registry
-from .settings import Settings
-from .store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, RunInProgress, Timeline
 
 log = logging.getLogger("suprhook.worker")
 

@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
-from .jsonlog import FIELDS_ATTR, JsonFormatter, setup_logging
-from .settings import Settings
+from ..errors import ConfigError
+from ..observability.jsonlog import FIELDS_ATTR, JsonFormatter, setup_logging
+from ..settings import Settings
 
 log = logging.getLogger("suprhook.worker")
 
@@ -55,7 +55,7 @@ def prepare(config: Mapping[str, Any] | None = None) -> Settings:
     def serve(**_: object) -> None:
         from prometheus_client import start_http_server
 
-        from .metrics import REGISTRY_SCRAPED
+        from ..observability.metrics import REGISTRY_SCRAPED
 
         try:
             start_http_server(settings.worker_metrics_port, settings.worker_metrics_addr, registry=REGISTRY_SCRAPED)
@@ -66,7 +66,7 @@ def prepare(config: Mapping[str, Any] | None = None) -> Settings:
         log.info("worker metrics on http://%s:%d/metrics", settings.worker_metrics_addr, settings.worker_metrics_port)
 
     def child_exit(**_: object) -> None:
-        from .metrics import mark_process_dead
+        from ..observability.metrics import mark_process_dead
 
         mark_process_dead(os.getpid())
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from celery import Celery
 from kombu.serialization import dumps
 
-from .dedup import DUPLICATE, IN_FLIGHT, NEW
+from ..stores.dedup import DUPLICATE, IN_FLIGHT, NEW
 
 # KEYS[1] = dedup key, KEYS[2..] = queues; ARGV[1] = dedup TTL, ARGV[2..] = messages.
 # An existing "0" is a two-phase lease taken by a receiver on the other dedup path: in flight.

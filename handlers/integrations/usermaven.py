@@ -2,7 +2,7 @@
 
 Enabled when USERMAVEN_API_KEY and USERMAVEN_SERVER_TOKEN are set; then the receiver and the worker
 both register the built-in handler `suprhook.usermaven`. Its run only records the Usermaven event in
-a durable outbox (`handlers.usermaven_outbox`), so it is fast, never blocks another handler, and its
+a durable outbox (`handlers.stores.usermaven_outbox`), so it is fast, never blocks another handler, and its
 success means the event is safely stored; a flusher thread per worker sends bulk arrays to
 `{USERMAVEN_HOST}/api/v1/s2s/event?token=API_KEY.SERVER_TOKEN` with backoff, and on worker shutdown.
 
@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..schemas import Event
+from ...schemas import Event
 
-from .errors import ConfigError, PermanentError
-from .registry import Filters, Registry
-from .settings import Settings, redact_url
-from .usermaven_outbox import Flusher, Outbox, Sender
+from ..errors import ConfigError, PermanentError
+from ..registry import Filters, Registry
+from ..settings import Settings, redact_url
+from ..stores.usermaven_outbox import Flusher, Outbox, Sender
 
 log = logging.getLogger("suprhook.usermaven")
 HANDLER_NAME = "suprhook.usermaven"

@@ -20,7 +20,7 @@ The pool processes still die with the main process (Celery sets PR_SET_PDEATHSIG
 
 The blocked signal mask is inherited by programs a handler starts (subprocess): such a program ignores
 a SIGTERM until it unblocks it, so stop one with Popen.kill(), or start it with
-`preexec_fn=suprhook.handlers.shutdown.unblock_sigterm`.
+`preexec_fn=suprhook.handlers.worker.shutdown.unblock_sigterm`.
 """
 from __future__ import annotations
 

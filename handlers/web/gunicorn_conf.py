@@ -1,5 +1,5 @@
 """gunicorn hooks for metrics over several workers:
-`gunicorn -c python:suprhook.handlers.gunicorn_conf -w 4 suprhook.wsgi:app`.
+`gunicorn -c python:suprhook.handlers.web.gunicorn_conf -w 4 suprhook.wsgi:app`.
 
 With `PROMETHEUS_MULTIPROC_DIR` set, each gunicorn worker writes its metrics there and `GET /metrics`
 sums them. The master empties the directory when it starts (values of a previous run would otherwise

@@ -1,0 +1,1 @@
+"""Clients of outside services: SuprSend follow-ups and the Usermaven sink."""
