@@ -14,6 +14,11 @@ from .conftest import REPO, stop_group, wait_until
 from .test_broker_outage import free_port
 
 
+def worker_ready(line: str) -> bool:
+    """Celery's "<node> ready." line of the worker `suprhook dev` starts (node suprhook-dev-<pid>@host)."""
+    return "suprhook-dev-" in line and " ready." in line
+
+
 def suprhook(*args: str, cwd: Path, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SUPRHOOK_", "CELERY_"))}
     return subprocess.Popen([sys.executable, "-m", "suprhook", *args], cwd=cwd,
@@ -28,7 +33,7 @@ def test_dev_runs_receiver_and_worker_on_the_embedded_broker(tmp_path):
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
-        assert wait_until(lambda: any("celery@" in line and "ready" in line for line in lines), 60), "".join(lines)
+        assert wait_until(lambda: any(worker_ready(line) for line in lines), 60), "".join(lines)
         curl = next(line for line in lines if line.strip().startswith("curl"))
         assert f"http://127.0.0.1:{port}/webhooks/suprsend" in curl
         assert "@examples/payloads/whatsapp_status.json" in curl
@@ -78,7 +83,7 @@ def test_order_confirmation_example_runs_against_suprhook_dev_as_the_readme_says
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
-        assert wait_until(lambda: any("celery@" in line and "ready" in line for line in lines), 60), "".join(lines)
+        assert wait_until(lambda: any(worker_ready(line) for line in lines), 60), "".join(lines)
         url = f"http://127.0.0.1:{port}/webhooks/suprsend"
         # In README order: the Quick start sample first (same ./var), then the walkthrough's two payloads,
         # each a new event (not a `duplicate` of the Quick start one).
