@@ -44,7 +44,6 @@ class LeaseKeeper:
         self._renew, self.every = renew, every
         self._held: dict[tuple[str, str, int], int] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._pid: int | None = None
 
     def hold(self, event_id: str, handler: str, attempt: int) -> "_Held":
@@ -83,7 +82,7 @@ class LeaseKeeper:
     def _loop(self) -> None:
         pid = os.getpid()
         while self._pid == pid:
-            self._wake.wait(self.every)
+            time.sleep(self.every)
             try:
                 self.beat()
             except Exception as exc:  # a passing store error: the next beat tries again

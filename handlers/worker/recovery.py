@@ -82,7 +82,7 @@ def _resend(store: EventStore, celery: Celery, registry: Registry, settings: Set
 
 def start_sweeper(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> threading.Event:
     stop = threading.Event()
-    every = max(1.0, min(settings.recovery_after / 4, settings.run_lease / 3))
+    every = max(1.0, min(settings.recovery_after / 4, settings.lease_renew_every))
 
     def loop() -> None:
         while not stop.wait(every):

@@ -42,13 +42,13 @@ def event_store(settings: Settings) -> EventStore:
 
 
 @lru_cache(maxsize=8)
-def _keeper(url: str, lease: float) -> LeaseKeeper:
+def _keeper(url: str, lease: float, every: float) -> LeaseKeeper:
     """One lease heartbeat per store and lease (its thread is per process, see LeaseKeeper)."""
-    return LeaseKeeper(lambda held: _store(url, os.getpid()).renew_leases(held, lease), lease / 3)
+    return LeaseKeeper(lambda held: _store(url, os.getpid()).renew_leases(held, lease), every)
 
 
 def lease_keeper(settings: Settings) -> LeaseKeeper:
-    return _keeper(settings.store_url, settings.run_lease)
+    return _keeper(settings.store_url, settings.run_lease, settings.lease_renew_every)
 
 
 def bind_handler_tasks(app: Celery, registry: Registry, settings: Settings) -> None:
