@@ -51,7 +51,7 @@ def main() -> None:
     if args.broker == "redis":
         os.environ.update(CELERY_BROKER_URL="redis://127.0.0.1:6379/13", SUPRHOOK_DEDUP_URL="redis://127.0.0.1:6379/13")
     import suprhook.receiver.blueprint as blueprint
-    from suprhook.handlers import on, worker_app
+    from suprhook import on, worker_app
     from suprhook.handlers.web.dispatch import task_message
     from suprhook.handlers.stores.store import EventStore
     import suprhook.handlers.worker.tasks as tasks

@@ -39,7 +39,8 @@ def broker_options(settings: Settings, role: str) -> dict[str, Any]:
 
 
 def create_celery(settings: Settings, registry: Registry, *, role: str = "worker") -> Celery:
-    """Build a configured Celery app; for the worker, with a task bound for every handler in `registry`."""
+    """A configured Celery app, with a queue for every queue of `registry`'s handlers. It binds no task: the
+    receiver sends tasks by name, and the worker's composition root (suprhook.compose) binds them."""
     if settings.embedded_broker:
         embedded.prepare(settings.broker_url, settings.poll_interval)
     app = Celery("suprhook", set_as_current=False)
@@ -70,14 +71,6 @@ def create_celery(settings: Settings, registry: Registry, *, role: str = "worker
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
-    if role == "worker":  # the receiver only sends tasks by name: it never imports the handlers' runtime
-        from .worker.leases import RefreshHeldMessages
-        from .worker.tasks import bind_handler_tasks
-
-        bind_handler_tasks(app, registry, settings)
-
-        app.conf.suprhook_unacked_refresh_every = settings.unacked_refresh_every
-        app.steps["consumer"].add(RefreshHeldMessages)
     if settings.embedded_broker:
         embedded.declare_queues(app)
     return app

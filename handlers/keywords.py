@@ -14,30 +14,33 @@ import re
 from typing import TYPE_CHECKING, Iterable
 
 from ..schemas import Event
-from .registry import Registry
+from .registry import Filters, Registry
 
 if TYPE_CHECKING:  # the receiver registers these handlers too, but only the worker runs them
     from .integrations.followup import Followup
+    from .stores.conversation import Conversation
 
 STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "OPTOUT")
 HELP_WORDS = ("HELP", "INFO")
-_config: dict[str, object] = {}
+STOP_HANDLER, HELP_HANDLER = "suprhook.keywords.stop", "suprhook.keywords.help"
 
 
 def enable_keywords(registry: Registry, *, stop_event: str = "unsubscribe_requested",
                     help_event: str = "help_requested", stop_words: Iterable[str] = STOP_WORDS,
                     help_words: Iterable[str] = HELP_WORDS) -> None:
+    """Register the STOP and HELP handlers in `registry` and reserve their words for them (calling it
+    again replaces both)."""
     stop, help_ = [w.strip().upper() for w in stop_words], [w.strip().upper() for w in help_words]
-    _config.update(stop_event=stop_event, help_event=help_event)
 
-    def words(ws: list[str]) -> str:  # the whole reply is the word: "weekend" is not END
-        return r"(?i)\A\s*(" + "|".join(map(re.escape, ws)) + r")\s*\Z"
+    def words(ws: list[str]) -> Filters:  # the whole reply is the word: "weekend" is not END
+        return Filters(event_type=frozenset({"inbound_message"}),
+                       text=re.compile(r"(?i)\A\s*(" + "|".join(map(re.escape, ws)) + r")\s*\Z"))
 
-    registry.keyword_pattern = re.compile(words(stop + help_))
-    registry(event_type="inbound_message", text=words(stop), name="suprhook.keywords.stop")(on_stop)
-    registry(event_type="inbound_message", text=words(help_), name="suprhook.keywords.help")(on_help)
-    for name in ("suprhook.keywords.stop", "suprhook.keywords.help"):
-        registry.get(name).keyword = True
+    registry.reserve_replies(words(stop + help_).text)
+    for name, handler, filters in ((STOP_HANDLER, StopHandler(stop_event), words(stop)),
+                                   (HELP_HANDLER, HelpHandler(help_event), words(help_))):
+        registry.discard(name)
+        registry.add(handler, filters, name=name, keyword=True)
 
 
 def _properties(event: Event) -> dict[str, object]:
@@ -46,12 +49,24 @@ def _properties(event: Event) -> dict[str, object]:
             "replied_to_nid": event.message.reply_to_nid if event.message else None}
 
 
-def on_stop(event: Event, followup: Followup, conversation) -> None:
-    conversation.clear()
-    if event.distinct_id:
-        followup.track_event(event.distinct_id, str(_config["stop_event"]), _properties(event))
+class StopHandler:
+    """STOP: ends the conversation and sends `event_name` into SuprSend."""
+
+    def __init__(self, event_name: str) -> None:
+        self.event_name = event_name
+
+    def __call__(self, event: Event, followup: Followup, conversation: Conversation) -> None:
+        conversation.clear()
+        if event.distinct_id:
+            followup.track_event(event.distinct_id, self.event_name, _properties(event))
 
 
-def on_help(event: Event, followup: Followup) -> None:
-    if event.distinct_id:
-        followup.track_event(event.distinct_id, str(_config["help_event"]), _properties(event))
+class HelpHandler:
+    """HELP: sends `event_name` into SuprSend (a workflow that answers with your help text)."""
+
+    def __init__(self, event_name: str) -> None:
+        self.event_name = event_name
+
+    def __call__(self, event: Event, followup: Followup) -> None:
+        if event.distinct_id:
+            followup.track_event(event.distinct_id, self.event_name, _properties(event))

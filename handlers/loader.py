@@ -10,6 +10,7 @@ from .errors import ConfigError
 
 
 def load_handler_modules(modules: Iterable[str]) -> None:
+    """Import each module (from the working directory too); importing registers its handlers, nothing else."""
     cwd = str(Path.cwd())
     if cwd not in sys.path:  # handler modules usually live in the project being served
         sys.path.insert(0, cwd)
@@ -18,7 +19,3 @@ def load_handler_modules(modules: Iterable[str]) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"SUPRHOOK_HANDLERS: cannot import {name!r}: {exc}") from exc
-    from .integrations.usermaven import install_from_env
-    from .registry import on
-
-    install_from_env(on)  # the opt-in Usermaven sink, so `suprhook routes` and `replay` know it too

@@ -104,7 +104,17 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
-        self.keyword_pattern: re.Pattern[str] | None = None  # set by handlers.keywords.enable_keywords
+        self._keywords: re.Pattern[str] | None = None
+
+    @property
+    def keyword_pattern(self) -> re.Pattern[str] | None:
+        """Replies matching this reach only the keyword handlers (`reserve_replies`)."""
+        return self._keywords
+
+    def reserve_replies(self, pattern: re.Pattern[str] | None) -> None:
+        """Send replies whose text matches `pattern` to the handlers registered with `keyword=True` alone
+        (`enable_keywords` reserves STOP and HELP this way); None lifts the reservation."""
+        self._keywords = pattern
 
     def __call__(self, *, channel: Value = None, event_type: Value = None, status: Value = None,
                  vendor: Value = None, workflow: Value = None, template: Value = None,
@@ -130,8 +140,9 @@ class Registry:
 
     def add(self, func: Callable[..., Any], filters: Filters, *, name: str | None = None,
             max_retries: int | None = None, rate_limit: str | None = None,
-            queue: str | None = None) -> Handler:
-        """Register `func`; registering the same function again adds another (OR-ed) filter set."""
+            queue: str | None = None, keyword: bool = False) -> Handler:
+        """Register `func`; registering the same function again adds another (OR-ed) filter set.
+        `keyword`: the handler also gets replies reserved by `reserve_replies` (STOP, HELP)."""
         key = name or f"{func.__module__}.{func.__qualname__}"
         if "<" in key:
             raise ValueError(f"handler {key!r} is a lambda or nested function: define handlers at "
@@ -153,7 +164,12 @@ class Registry:
                 if value is not None:
                     setattr(existing, option, value)
         existing.filters.append(filters)
+        existing.keyword = existing.keyword or keyword
         return existing
+
+    def discard(self, name: str) -> None:
+        """Unregister the handler `name` (nothing happens if there is none)."""
+        self._handlers.pop(name, None)
 
     def reply(self, text: str | re.Pattern[str] | None = None, **filters: Any) -> Callable[[Callable[..., Any]],
                                                                                           Callable[..., Any]]:
@@ -162,8 +178,8 @@ class Registry:
 
     def match(self, event: Event) -> list[Handler]:
         matched = [h for h in self._handlers.values() if h.matching_filter(event) is not None]
-        if self.keyword_pattern is not None and event.message is not None and event.message.text \
-                and self.keyword_pattern.search(event.message.text):
+        if self._keywords is not None and event.message is not None and event.message.text \
+                and self._keywords.search(event.message.text):
             return [h for h in matched if h.keyword]  # STOP/HELP go to the keyword handlers alone
         return matched
 
@@ -178,6 +194,7 @@ class Registry:
 
     def clear(self) -> None:
         self._handlers.clear()
+        self._keywords = None
 
 
 def _values(name: str, value: Value, enum: type[Enum] | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import json
 import shutil
 import tempfile
@@ -29,14 +30,14 @@ from celery import Celery
 from ..schemas import Event, load_event
 
 from .errors import PermanentError
-from .integrations import followup as followup_module
-from .integrations.followup import TimedSuprsend
-from .loader import load_handler_modules
-from .registry import Handler, Registry, on
+from ..compose import configure, worker_runtime
+from .integrations.followup import JsonResponse, TimedSuprsend
+from .registry import Handler, Registry
 from .settings import Settings
 from .stores.store import Timeline
 from .web.dispatch import is_echo
-from .worker.tasks import event_store, run_handler
+from .worker.runtime import WorkerRuntime
+from .worker.tasks import run_handler
 
 __all__ = ["FollowupRecorder", "Outcome", "Outcomes", "RecordedFollowup", "SyncDispatcher", "dispatch_sync",
            "drain", "isolated_settings"]
@@ -103,12 +104,12 @@ class FollowupRecorder(TimedSuprsend):
             self.requests.append(body)
             if self.fail_next:
                 code = self.fail_next.pop(0)
-                return _response(code, {"error": {"type": "recorded_failure", "message": f"planned {code}"},
+                return JsonResponse(code, {"error": {"type": "recorded_failure", "message": f"planned {code}"},
                                         "records": []})
             if url.endswith("/bulk/event/"):
-                return _response(207, {"records": [{"status": "success", "status_code": 202,
+                return JsonResponse(207, {"records": [{"status": "success", "status_code": 202,
                                                     "message_id": self._accept(e, bulk=True)} for e in body]})
-            return _response(202, {"status": "success", "message_id": self._accept(body, bulk=False)})
+            return JsonResponse(202, {"status": "success", "message_id": self._accept(body, bulk=False)})
 
     def _accept(self, event: Mapping[str, Any], bulk: bool) -> str:
         key = event.get("$idempotency_key") or str(uuid.uuid4())
@@ -130,14 +131,6 @@ class FollowupRecorder(TimedSuprsend):
 
     def __repr__(self) -> str:
         return f"FollowupRecorder({len(self.followups)} follow-ups)"
-
-
-def _response(status: int, body: Any) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = json.dumps(body).encode()
-    response.headers["Content-Type"] = "application/json"
-    return response
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,17 +194,12 @@ class Outcomes(list[Outcome]):
 # --------------------------------------------------------------------------------------------------
 # Settings for in-process runs
 
-_default_dir: str | None = None
-_default_lock = threading.Lock()
-
-
+@functools.cache
 def _process_data_dir() -> str:
-    global _default_dir
-    with _default_lock:
-        if _default_dir is None:
-            _default_dir = tempfile.mkdtemp(prefix="suprhook-test-")
-            atexit.register(shutil.rmtree, _default_dir, True)
-        return _default_dir
+    """One temporary directory per test process, removed at exit."""
+    path = tempfile.mkdtemp(prefix="suprhook-test-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def isolated_settings(config: Mapping[str, Any] | None = None, data_dir: str | None = None) -> Settings:
@@ -232,30 +220,6 @@ def isolated_settings(config: Mapping[str, Any] | None = None, data_dir: str | N
 # Running handlers
 
 
-class _Recording:
-    """Route `Followup`s built for `settings` to `recorder` while a dispatch runs (the SDK client cache
-    of handlers.integrations.followup is keyed by the workspace key, and each recorder has its own)."""
-
-    def __init__(self, settings: Settings, recorder: FollowupRecorder | None) -> None:
-        self.recorder = recorder
-        self.settings = settings if recorder is None else dataclasses.replace(
-            settings, suprsend_workspace_key=recorder.workspace_key,
-            suprsend_workspace_secret=recorder.workspace_secret, suprsend_base_url=recorder.base_url_setting)
-        self.key = (self.settings.suprsend_workspace_key, self.settings.suprsend_base_url,
-                    self.settings.followup_timeout)
-
-    def __enter__(self) -> Settings:
-        if self.recorder is not None:
-            with followup_module._clients_lock:
-                followup_module._clients[self.key] = self.recorder
-        return self.settings
-
-    def __exit__(self, *exc: object) -> None:
-        if self.recorder is not None:
-            with followup_module._clients_lock:
-                followup_module._clients.pop(self.key, None)
-
-
 def _load(payload: Any) -> Event:
     if isinstance(payload, Event):
         return payload
@@ -271,11 +235,15 @@ def _select(handlers: Sequence[Handler], names: Iterable[str] | None) -> list[Ha
     return [h for h in handlers if h.name in wanted or h.name.rsplit(".", 1)[-1] in wanted]
 
 
-def _run_one(handler: Handler, event: Event, settings: Settings, recorder: FollowupRecorder | None,
+def _runtime(settings: Settings, recorder: FollowupRecorder | None) -> WorkerRuntime:
+    return worker_runtime(settings, suprsend=recorder)  # None: the real SDK client for the settings' workspace
+
+
+def _run_one(handler: Handler, event: Event, runtime: WorkerRuntime, recorder: FollowupRecorder | None,
              attempt: int) -> Outcome:
     before = len(recorder.followups) if recorder is not None else 0
     try:
-        ran = run_handler(handler, event, settings, attempt=attempt)
+        ran = run_handler(handler, event, runtime, attempt=attempt)
         status, error = (RAN if ran else SKIPPED), None
     except Exception as exc:  # the worker would record it and retry (or not: PermanentError)
         status, error = FAILED, exc
@@ -298,19 +266,22 @@ def dispatch_sync(payload: Any, registry: Registry | None = None, followup: Foll
     `raise_errors`: re-raise the first handler exception after all have run. Every call runs the
     handlers again (no run bookkeeping): dispatching one payload twice runs them twice.
     """
-    registry = on if registry is None else registry
     settings = settings or isolated_settings(config)
-    load_handler_modules(settings.handler_modules)
+    registry = configure(settings, registry=registry).registry
     recorder = FollowupRecorder() if followup is None or followup is True else followup or None
+    return _dispatch(payload, registry, _runtime(settings, recorder), recorder, handlers, attempt, raise_errors)
+
+
+def _dispatch(payload: Any, registry: Registry, runtime: WorkerRuntime, recorder: FollowupRecorder | None,
+              handlers: Iterable[str] | None, attempt: int, raise_errors: bool) -> Outcomes:
     event = _load(payload)
-    if is_echo(event, settings.own_numbers):
+    if is_echo(event, runtime.settings.own_numbers):
         return Outcomes((), event, echo=True)
     matched = _select(registry.match(event), handlers)
-    store = event_store(settings)
+    store = runtime.event_store()
     store.record_accepted(event, [h.name for h in matched])  # for event.timeline, as the receiver logs it
     event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
-    with _Recording(settings, recorder) as run_settings:
-        outcomes = Outcomes((_run_one(h, event, run_settings, recorder, attempt) for h in matched), event)
+    outcomes = Outcomes((_run_one(h, event, runtime, recorder, attempt) for h in matched), event)
     if raise_errors and outcomes.failed:
         raise outcomes.failed[0].exception  # type: ignore[misc]
     return outcomes
@@ -321,14 +292,14 @@ class SyncDispatcher:
 
     def __init__(self, registry: Registry | None = None, settings: Settings | None = None,
                  recorder: FollowupRecorder | None = None) -> None:
-        self.registry = on if registry is None else registry
         self.settings = settings or isolated_settings()
+        self.registry = configure(self.settings, registry=registry).registry
         self.recorder = recorder or FollowupRecorder()
+        self.runtime = _runtime(self.settings, self.recorder)
 
     def __call__(self, payload: Any, *, handlers: Iterable[str] | None = None, attempt: int = 0,
                  raise_errors: bool = False) -> Outcomes:
-        return dispatch_sync(payload, self.registry, self.recorder, settings=self.settings, handlers=handlers,
-                             attempt=attempt, raise_errors=raise_errors)
+        return _dispatch(payload, self.registry, self.runtime, self.recorder, handlers, attempt, raise_errors)
 
     @property
     def followups(self) -> list[RecordedFollowup]:
@@ -345,7 +316,8 @@ def drain(celery: Celery, registry: Registry, settings: Settings, recorder: Foll
     by_task = {h.task_name: h for h in registry}
     names = sorted(set(queues or ()) or {settings.default_queue} | {h.queue for h in registry if h.queue})
     outcomes = Outcomes()
-    with _Recording(settings, recorder) as run_settings, celery.connection_for_read() as conn:
+    runtime = _runtime(settings, recorder)
+    with celery.connection_for_read() as conn:
         for name in names:
             queue = conn.SimpleQueue(name, no_ack=True)
             try:
@@ -360,9 +332,9 @@ def drain(celery: Celery, registry: Registry, settings: Settings, recorder: Foll
                         continue
                     body = args[0]
                     event = load_event(body["payload"], event_id=body["event_id"])
-                    event = dataclasses.replace(event, timeline=Timeline(event_store(settings),
+                    event = dataclasses.replace(event, timeline=Timeline(runtime.event_store(),
                                                                           event.reference.supr_nid))
-                    outcomes.append(_run_one(handler, event, run_settings, recorder, 0))
+                    outcomes.append(_run_one(handler, event, runtime, recorder, 0))
             finally:
                 queue.close()
     return outcomes

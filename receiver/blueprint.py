@@ -17,20 +17,16 @@ from typing import Any, Iterable, Mapping
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, NotFound
 
-from ..handlers import EnqueueError, InFlight, Registry, Settings, on
-from ..handlers.integrations.usermaven import install as install_usermaven
-from ..handlers.loader import load_handler_modules
+from ..compose import build_web
+from ..handlers import EnqueueError, InFlight, Registry, Settings
 from ..handlers.observability import metrics
 from ..handlers.observability.jsonlog import FIELDS_ATTR, event_fields, new_correlation_id
-from ..handlers.settings import config_source
-from ..handlers.stores.dedup import open_dedup
-from ..handlers.stores.store import EventStore
 from ..handlers.web.dispatch import Dispatcher
 from ..schemas import ValidationError, flatten_errors, load_event
 
 from .auth import check_token
 from .body import BodyError, decode_json
-from .endpoints import Endpoint, Route, load_routes
+from .endpoints import Endpoint, Route
 from .security import Rejection, RequestGuard
 
 log = logging.getLogger("suprhook.receiver")
@@ -58,23 +54,10 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
 
     `endpoints`: named endpoints declared in code, in addition to those of ``SUPRHOOK_ENDPOINTS``.
     """
-    from ..handlers.celery_app import create_celery
-
-    settings = Settings.load(config)
-    settings.require_auth()
-    settings.validate()
-    guard = RequestGuard(settings)
-    routes = load_routes(settings, config_source(config), endpoints, url_prefix=url_prefix,
-                         default_verifier=guard.verifier)
-    settings.require_metrics_guard()  # after the webhooks' own authentication problems, which matter more
-    load_handler_modules(settings.handler_modules)
-    registry = registry if registry is not None else on
-    install_usermaven(registry, settings, config)  # opt-in sink: the receiver must enqueue its task too
-    celery = create_celery(settings, registry, role="producer")
-    dispatcher = Dispatcher(settings, registry, celery, open_dedup(settings.dedup_url, settings.dedup_ttl),
-                            EventStore(settings.store_url))
+    web = build_web(config, registry=registry, endpoints=endpoints, url_prefix=url_prefix)
+    settings, routes = web.settings, web.routes
     by_view = {f"{bp.name}.receive_webhook": routes[0], **{f"{NAMED}.{r.name}": r for r in routes[1:]}}
-    state = app.extensions["suprhook"] = ReceiverState(settings, dispatcher, guard, by_view)
+    state = app.extensions["suprhook"] = ReceiverState(settings, web.dispatcher, web.guard, by_view)
     app.register_blueprint(bp, url_prefix=url_prefix)
     if len(routes) > 1:
         # A blueprint per app: `bp` is shared by every app in the process, and Flask forbids new rules
@@ -203,7 +186,7 @@ def finish(response: Response, started: float, cid: str, reason: str | None, eve
     response.headers["X-Request-Id"] = cid
     level = logging.WARNING if reason == "unavailable" else logging.INFO
     if log.isEnabledFor(level):
-        fields = event_fields(event) if event is not None else {}
+        fields = event_fields(event, _state().settings.log_distinct_id) if event is not None else {}
         fields["outcome"], fields["reason"], fields["code"] = outcome, reason, response.status_code
         if request.blueprint == NAMED and request.endpoint:
             fields["endpoint"] = request.endpoint.rpartition(".")[2]

@@ -14,11 +14,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
-from ..handlers import ConfigError, Settings, on
+from ..handlers import ConfigError, Settings
 from ..handlers.settings import redact_url
-from ..handlers.loader import load_handler_modules
+
+if TYPE_CHECKING:
+    from ..compose import Core
 
 DEFAULT_EXAMPLE = "examples.quickstart"
 SAMPLE = Path("examples/payloads/whatsapp_status.json")
@@ -176,12 +178,14 @@ def handler_modules_shown(settings: Settings) -> tuple[tuple[str, ...], str | No
 def cmd_routes(args: argparse.Namespace) -> int:
     """Print the webhook endpoints (path, what each accepts, its authentication), then every registered
     handler with its filters and options."""
+    from ..compose import configure
+
     try:
         settings = Settings.load()
         routes, stray = endpoint_routes()
         modules, note = handler_modules_shown(settings)
         notes = [f"({note})"] if note else []
-        load_handler_modules(modules)
+        registry = configure(settings, handler_modules=modules).registry
     except ConfigError as exc:
         print(f"suprhook routes: {exc}", file=sys.stderr)
         return 2
@@ -195,7 +199,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
     for note in notes:
         print(note + "\n")
     rows = [("HANDLER", "FILTERS", "QUEUE", "RETRIES", "RATE")]
-    for h in on:
+    for h in registry:
         rows.append((h.name, " OR ".join(f.describe() for f in h.filters), h.queue or settings.default_queue,
                      str(settings.max_retries if h.max_retries is None else h.max_retries),
                      h.rate_limit or "-"))
@@ -205,17 +209,18 @@ def cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loaded() -> Settings:
-    settings = Settings.load()
-    load_handler_modules(settings.handler_modules)
-    return settings
+def _loaded() -> "Core":
+    """The settings and the handler registry, as the receiver and the worker load them."""
+    from ..compose import configure
+
+    return configure(Settings.load())
 
 
 def cmd_events(args: argparse.Namespace) -> int:
     """List recent events with each handler's outcome (from the event log)."""
     from ..handlers.stores.store import EventStore
 
-    store = EventStore(_loaded().store_url)
+    store = EventStore(Settings.load().store_url)  # the log alone: no handler module is imported
     rows = store.recent_events(args.limit, event_ids=args.event or ())
     for row in rows:
         print(f"{row['event_id']}  {row['received_at']:%Y-%m-%d %H:%M:%S}  {row['event_type']:<16} "
@@ -232,12 +237,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Re-dispatch handler runs that did not succeed: by event id, by time range, or every dead run."""
     from datetime import datetime
 
-    from ..handlers.celery_app import create_celery
+    from ..compose import producer
     from ..handlers.stores.store import DONE, EventStore
     from ..handlers.worker.recovery import redispatch
 
     try:
-        settings = _loaded()
+        core = _loaded()
+        settings = core.settings
         since = datetime.fromisoformat(args.since) if args.since else None
         until = datetime.fromisoformat(args.until) if args.until else None
     except (ConfigError, ValueError) as exc:
@@ -253,12 +259,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for event_id, handler in todo:
             print(f"  would re-run {handler} for {event_id}")
         return 0
-    celery = create_celery(settings, on, role="producer")
+    celery = producer(settings, core.registry)
     sent, problems = 0, []
     progress = Progress("re-dispatched", len(todo))
     for start in range(0, len(todo), REPLAY_BATCH):
         batch = todo[start:start + REPLAY_BATCH]
-        done, issues = redispatch(store, celery, on, settings, batch)
+        done, issues = redispatch(store, celery, core.registry, settings, batch)
         sent, problems = sent + done, problems + issues
         progress.advance(len(batch), f"{len(problems)} skipped" if problems else "")
     for problem in problems:
@@ -268,10 +274,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-def worker_command(settings: Settings, args: argparse.Namespace, extra: list[str]) -> list[str]:
+def worker_command(core: "Core", args: argparse.Namespace, extra: list[str]) -> list[str]:
     """The `celery worker` command line `suprhook worker` runs: our app, every queue the registry uses,
     no gossip/mingle (the workers share nothing through them), and a sensible concurrency."""
-    queues = args.queues or ",".join(sorted({settings.default_queue} | {h.queue for h in on if h.queue}))
+    settings = core.settings
+    queues = args.queues or ",".join(sorted({settings.default_queue} | {h.queue for h in core.registry if h.queue}))
     concurrency = args.concurrency or (2 if settings.embedded_broker else os.cpu_count() or 2)
     return [sys.executable, "-m", "celery", "-A", "suprhook.celery_worker", "worker", "--loglevel", args.loglevel,
             "--queues", queues, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", *extra]
@@ -279,13 +286,15 @@ def worker_command(settings: Settings, args: argparse.Namespace, extra: list[str
 
 def cmd_worker(args: argparse.Namespace, extra: list[str] | None = None) -> int:
     """Start Celery's worker for your handlers, with suprhook's defaults; unknown options go to Celery."""
+    from ..compose import configure, load_settings
+
     try:
-        settings = _loaded()
-        settings.validate()
+        core = configure(load_settings())
     except ConfigError as exc:
         print(f"suprhook worker: {exc}", file=sys.stderr)
         return 2
-    argv = worker_command(settings, args, [a for a in (extra or []) if a != "--"])
+    settings = core.settings
+    argv = worker_command(core, args, [a for a in (extra or []) if a != "--"])
     if args.dry_run:
         print(shlex.join(argv))
         return 0
@@ -410,18 +419,14 @@ def _probe(name: str, target: str, check: Callable[[], object]) -> tuple[str, st
 
 def config_checks() -> list[tuple[str, str, str]]:
     """(mark, check, detail) rows for `check-config`; URLs redacted, secrets never shown."""
-    from ..handlers.celery_app import create_celery
+    from .. import compose
     from ..handlers.stores.conversation import open_conversations
-    from ..handlers.stores.dedup import open_dedup
-    from ..handlers.stores.store import EventStore
-    from ..handlers.web.dispatch import Dispatcher, explain
+    from ..handlers.web.dispatch import explain
 
-    from .security import RequestGuard
-
+    # The receiver's composition steps (suprhook.compose.build_web), one at a time, each failure on its row.
     rows: list[tuple[str, str, str]] = []
     try:
-        settings = Settings.load()
-        settings.validate()
+        settings = compose.load_settings()
     except ConfigError as exc:
         return [(FAIL, "settings", str(exc))]
     rows.append((OK, "settings", f"{settings.env} mode, data dir {settings.data_dir}"))
@@ -429,7 +434,7 @@ def config_checks() -> list[tuple[str, str, str]]:
         settings.require_auth()
         parts = [f"{len(settings.auth_tokens)} token(s) in {settings.auth_header}"] if settings.auth_tokens else []
         parts += [f"{len(settings.signing_secrets)} signing secret(s)"] if settings.signing_secrets else []
-        RequestGuard(settings)  # parses the allowlist, the signing secrets and the rate limit
+        compose.request_guard(settings)  # parses the allowlist, the signing secrets and the rate limit
         mark = OK if parts or settings.production else WARN
         rows.append((mark, "authentication", ", ".join(parts) or (
             "none (SUPRHOOK_ALLOW_UNAUTHENTICATED)" if settings.production else "none (fine for development)")))
@@ -448,33 +453,35 @@ def config_checks() -> list[tuple[str, str, str]]:
         rows.append((FAIL, "metrics", str(exc)))
     if any(k.startswith("SUPRHOOK_ENDPOINT") and v for k, v in os.environ.items()):
         try:
-            from ..handlers.settings import config_source
-
-            from .endpoints import load_routes
-
-            routes = load_routes(settings, config_source())
+            routes = compose.routes(settings)
             rows.append((OK, "endpoints", ", ".join(f"{r.name} {r.url}" for r in routes)))
         except ConfigError as exc:
             rows.append((FAIL, "endpoints", str(exc)))
     modules, note = handler_modules_shown(settings)  # the same modules `suprhook routes` lists
+    registry = None
     try:
-        load_handler_modules(modules)
-        count = len(on)
+        registry = compose.configure(settings, handler_modules=modules).registry
+        count = len(registry)
         loaded = f"{count} handler(s) from {', '.join(modules)}" if modules else ""
         rows.append((WARN if note else OK, "handlers", f"{loaded} ({note})" if loaded and note else loaded or note))
     except ConfigError as exc:
         rows.append((FAIL, "handlers", str(exc)))
+    if registry is None:
+        from ..handlers.registry import Registry
+
+        registry = Registry()  # the handler modules failed to load: check the rest without them
     celery = dedup = store = None
     try:
-        celery = create_celery(settings, on, role="producer")
-        dedup = open_dedup(settings.dedup_url, settings.dedup_ttl)
-        store = EventStore(settings.store_url)
+        celery = compose.producer(settings, registry)
+        dedup = compose.dedup_store(settings)
+        store = compose.event_log(settings)
     except Exception as exc:
         failing = "broker" if celery is None else "dedup" if dedup is None else "event log"
         url = settings.broker_url if celery is None else settings.dedup_url if dedup is None else settings.store_url
         rows.append((FAIL, failing, f"{redact_url(url)}: {explain(exc)}"))
-    if celery is not None and dedup is not None and store is not None:
-        problems = Dispatcher(settings, on, celery, dedup, store).probe()
+    dispatcher = compose.dispatcher(settings, registry, celery, dedup, store) if store is not None else None
+    if dispatcher is not None:
+        problems = dispatcher.probe()
         targets = {"broker": settings.broker_url, "dedup": settings.dedup_url, "store": settings.store_url}
         for name, exc in problems.items():  # the reason in full here, where /readyz gives only a short one
             rows.append((OK if exc is None else FAIL, "event log" if name == "store" else name,
@@ -487,7 +494,7 @@ def config_checks() -> list[tuple[str, str, str]]:
 
         rows.append(_probe("rate limit", redact_url(settings.rate_limit_url), lambda: redis.Redis.from_url(
             settings.rate_limit_url, socket_timeout=1, socket_connect_timeout=1).ping()))
-    users = [h.name for h in on if "followup" in h.params]
+    users = [h.name for h in registry if "followup" in h.params]
     if settings.suprsend_workspace_key and settings.suprsend_workspace_secret:
         rows.append((OK, "follow-ups", f"workspace key {settings.suprsend_workspace_key[:4]}..., "
                                         f"{settings.suprsend_base_url or 'SuprSend API'}"))

@@ -20,7 +20,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
 from ..schemas import EnvelopeSchema
-from ..schemas.fields import _MAX_MS, Identifier, JSONObject, MillisTimestamp
+from ..schemas.fields import MAX_MILLIS, Identifier, JSONObject, MillisTimestamp
 from ..schemas.inbound_message import TextBody
 from ..schemas.model import INBOUND_MESSAGE, STATUS
 from ..schemas.vendors.base import Text
@@ -50,7 +50,7 @@ def _custom_fields(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs
     values of their own type, so one schema with a list of types describes each field exactly.
     """
     if isinstance(field, MillisTimestamp):
-        return {"minimum": 0, "maximum": _MAX_MS, "pattern": _MILLIS_STRING_PATTERN,
+        return {"minimum": 0, "maximum": MAX_MILLIS, "pattern": _MILLIS_STRING_PATTERN,
                 "description": "Epoch milliseconds: a number from 0 to 253402300799999 (year 9999), "
                                "or the same as a string of digits."}
     if isinstance(field, TextBody):

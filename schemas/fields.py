@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 # 1970-01-01 .. 9999-12-31 in milliseconds: outside this a value is not a timestamp.
-_MAX_MS = 253402300799999
+MAX_MILLIS = 253402300799999
 
 
 class MillisTimestamp(fields.Field):
@@ -30,7 +30,7 @@ class MillisTimestamp(fields.Field):
             value = int(value)
         if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
             raise self.make_error("invalid")
-        if not 0 <= value <= _MAX_MS:
+        if not 0 <= value <= MAX_MILLIS:
             raise self.make_error("range")
         return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
 

@@ -24,7 +24,7 @@ USER_HASH = "sha256:" + hashlib.sha256(USER.encode()).hexdigest()[:16]
 
 
 def test_distinct_id_is_hashed_by_default_masked_or_plain_on_request():
-    assert mask_distinct_id(USER) == USER_HASH  # the module default, as SUPRHOOK_LOG_DISTINCT_ID
+    assert mask_distinct_id(USER) == USER_HASH  # the default, as SUPRHOOK_LOG_DISTINCT_ID's
     assert mask_distinct_id(USER, "hash") == USER_HASH
     assert mask_distinct_id(USER, "mask") == "u***@example.com"
     assert mask_distinct_id("+919876543210", "mask") == "+9***10"

@@ -80,16 +80,19 @@ def test_the_cli_loads_without_the_web_and_worker_stacks(tmp_path):
 
 
 def test_the_web_process_imports_no_worker_only_code(tmp_path):
-    """The receiver sends tasks by name: it never loads the handlers' runtime, the lease heartbeat or
-    the SuprSend SDK behind follow-ups (issue 12's check, with the settings production needs)."""
+    """The receiver sends tasks by name: it never loads the handlers' runtime, the lease heartbeat, the
+    SuprSend SDK behind follow-ups or the Usermaven outbox (issue 12's check, with the settings production
+    needs, the Usermaven sink on: the receiver registers its handler, the worker alone runs it)."""
     result = _python(f"""
         import os, sys
         os.environ.update(SUPRHOOK_AUTH_TOKENS="tok-ns-0123456789", SUPRHOOK_METRICS="off",
-                          SUPRHOOK_DATA_DIR={str(tmp_path / "var")!r}, SUPRHOOK_HANDLERS="tests.probe_handlers")
+                          SUPRHOOK_DATA_DIR={str(tmp_path / "var")!r}, SUPRHOOK_HANDLERS="tests.probe_handlers",
+                          USERMAVEN_API_KEY="um-key", USERMAVEN_SERVER_TOKEN="um-token")
         import suprhook.wsgi
-        assert suprhook.wsgi.app is not None
+        assert "suprhook.usermaven" in [h.name for h in suprhook.wsgi.app.extensions["suprhook"].dispatcher.registry]
         print(sorted(m for m in sys.modules if m == "suprsend" or m.startswith("suprhook.handlers.worker.")
-                     or m in ("suprhook.handlers.integrations.followup", "suprhook.handlers.testing")))
+                     or m in ("suprhook.handlers.integrations.followup", "suprhook.handlers.testing",
+                              "suprhook.handlers.stores.usermaven_outbox")))
         """, REPO)
     assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 

@@ -159,6 +159,7 @@ def test_expired_state_routes_the_next_reply_to_the_first_step(tmp_path):
     """The worker's own code path (run_handler), in-process so freezegun can move the clock."""
     import tests.probe_flows as flows
     from suprhook.handlers import on
+    from suprhook.compose import worker_runtime
     from suprhook.handlers.worker.tasks import run_handler
     from suprhook.schemas import load_event
 
@@ -169,10 +170,11 @@ def test_expired_state_routes_the_next_reply_to_the_first_step(tmp_path):
     handlers = [on.get(f"tests.probe_flows.{n}") for n in ("survey_start", "survey_size", "survey_done")]
     with freeze_time("2026-01-01 10:00:00") as clock:
         first = load_event(reply("hello", "Survey", user="+15550000009"))
-        assert [run_handler(h, first, settings) for h in handlers] == [True, False, False]
+        runtime = worker_runtime(settings)
+        assert [run_handler(h, first, runtime) for h in handlers] == [True, False, False]
         clock.tick(601)  # the user comes back after the TTL
         late = load_event(reply("M", "Survey", user="+15550000009"))
-        assert [run_handler(h, late, settings) for h in handlers] == [True, False, False]
+        assert [run_handler(h, late, runtime) for h in handlers] == [True, False, False]
 
 
 def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(tmp_path):
@@ -180,6 +182,7 @@ def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(
     the handler re-ran on every retry. Now the run fails permanently and the state is untouched."""
     from suprhook.handlers import PermanentError, Registry
     from suprhook.handlers.stores.conversation import Snapshot
+    from suprhook.compose import worker_runtime
     from suprhook.handlers.worker.tasks import run_handler
     from suprhook.schemas import load_event
 
@@ -191,6 +194,6 @@ def test_conversation_data_that_cannot_be_stored_fails_once_and_keeps_the_state(
     settings = Settings.load(stack_config(tmp_path, None), environ={})
     event = load_event(reply("hi", "Stash"))
     with pytest.raises(PermanentError, match="JSON"):
-        run_handler(registry.get("tests.stash"), event, settings)
+        run_handler(registry.get("tests.stash"), event, worker_runtime(settings))
     store = open_conversations(settings.conversation_url, 60)
     assert store.load(conversation_key(event)) == Snapshot(None, {}, {event.event_id: None})

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
 import requests
@@ -78,25 +78,32 @@ class TimedSuprsend(Suprsend):
                 body = {"error": {"message": f"HTTP {response.status_code}: {response.text[:200]}"}}
             body.setdefault("records", [])
             body.setdefault("error", {"message": f"HTTP {response.status_code}"})
-            response._content = json.dumps(body).encode()
+            return JsonResponse(response.status_code, body, response.headers)
         return response
 
 
-_clients: dict[tuple[str, str, float], TimedSuprsend] = {}
-_clients_lock = threading.Lock()
+class JsonResponse(requests.Response):
+    """A `requests.Response` carrying a JSON body we give it (requests has no public way to set one on a
+    received response): what the SDK reads after a non-2xx answer, and what a recording client answers."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.status_code = status
+        self.headers.update(headers or {})
+        self.headers["Content-Type"] = "application/json"
+        self.body = json.dumps(body).encode()
+
+    @property
+    def content(self) -> bytes:  # type: ignore[override]
+        return self.body
 
 
-def sdk_client(settings: Settings) -> TimedSuprsend:
-    """One SDK client per worker process and configuration."""
+def connect(settings: Settings) -> TimedSuprsend:
+    """A SuprSend SDK client for the settings' workspace (the worker keeps one per process: WorkerRuntime)."""
     if not (settings.suprsend_workspace_key and settings.suprsend_workspace_secret):
         raise ConfigError("follow-ups need SUPRSEND_WORKSPACE_KEY and SUPRSEND_WORKSPACE_SECRET")
-    key = (settings.suprsend_workspace_key, settings.suprsend_base_url, settings.followup_timeout)
-    with _clients_lock:
-        if key not in _clients:
-            _clients[key] = TimedSuprsend(settings.suprsend_workspace_key, settings.suprsend_workspace_secret,
-                                          base_url=settings.suprsend_base_url or None,
-                                          timeout=settings.followup_timeout)
-        return _clients[key]
+    return TimedSuprsend(settings.suprsend_workspace_key, settings.suprsend_workspace_secret,
+                         base_url=settings.suprsend_base_url or None, timeout=settings.followup_timeout)
 
 
 def depth_of(event: Event) -> int:
@@ -112,15 +119,18 @@ def _transient(status_code: int) -> bool:
 class Followup:
     """`track_event` / `bulk` bound to the event (and handler) that triggers them."""
 
-    def __init__(self, event: Event, handler_name: str, settings: Settings, client: Suprsend | None = None):
+    def __init__(self, event: Event, handler_name: str, settings: Settings,
+                 client: Suprsend | Callable[[], Suprsend] | None = None):
+        """`client`: the SDK client to send with, or a callable giving it on first use (the worker passes
+        its process's client); default: one made from `settings` on first use."""
         self.event, self.handler_name, self.settings = event, handler_name, settings
         self._client = client
         self.depth = depth_of(event) + 1
 
     @property
     def client(self) -> Suprsend:
-        if self._client is None:
-            self._client = sdk_client(self.settings)
+        if not isinstance(self._client, Suprsend):
+            self._client = connect(self.settings) if self._client is None else self._client()
         return self._client
 
     def track_event(self, distinct_id: str, event_name: str, properties: Mapping[str, Any] | None = None, *,

@@ -24,14 +24,16 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ...schemas import Event
 
-from ..errors import ConfigError, PermanentError
+from ..errors import ConfigError
 from ..registry import Filters, Registry
 from ..settings import Settings, redact_url
-from ..stores.usermaven_outbox import Flusher, Outbox, Sender
+
+if TYPE_CHECKING:  # the outbox and its flusher are the worker's: the receiver only registers the handler
+    from ..stores.usermaven_outbox import Flusher, Outbox
 
 log = logging.getLogger("suprhook.usermaven")
 HANDLER_NAME = "suprhook.usermaven"
@@ -173,22 +175,46 @@ def parse_events(value: str | Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 class UsermavenSink:
-    """The configured sink in this process: `record` for handler runs, `start`/`stop` for the flusher."""
+    """The Usermaven sink of one process: `forward` is the built-in handler (it puts the event's
+    Usermaven event in the outbox); the worker runs the flusher (`start`). The outbox and the flusher
+    are made on first use, so a receiver, which only registers the handler, opens nothing."""
 
     def __init__(self, config: UsermavenConfig, store_url: str) -> None:
-        self.config, self.outbox = config, Outbox(store_url)
-        self.flusher = Flusher(self.outbox, Sender(config.host, config.api_key, config.server_token, config.timeout),
-                               batch_size=config.batch_size, interval=config.flush_interval,
-                               retry_base=config.retry_base, retry_max=config.retry_max,
-                               keep_sent=config.keep_sent, max_bytes=config.max_batch_bytes)
+        self.config, self.store_url = config, store_url
+        self._outbox: "Outbox | None" = None
+        self._flusher: "Flusher | None" = None
 
     def __repr__(self) -> str:
         return f"UsermavenSink({self.config!r})"
+
+    @property
+    def outbox(self) -> "Outbox":
+        if self._outbox is None:
+            from ..stores.usermaven_outbox import Outbox
+
+            self._outbox = Outbox(self.store_url)
+        return self._outbox
+
+    @property
+    def flusher(self) -> "Flusher":
+        if self._flusher is None:
+            from ..stores.usermaven_outbox import Flusher, Sender
+
+            c = self.config
+            self._flusher = Flusher(self.outbox, Sender(c.host, c.api_key, c.server_token, c.timeout),
+                                    batch_size=c.batch_size, interval=c.flush_interval, retry_base=c.retry_base,
+                                    retry_max=c.retry_max, keep_sent=c.keep_sent, max_bytes=c.max_batch_bytes)
+        return self._flusher
 
     def record(self, event: Event) -> bool:
         """Put the event's Usermaven event in the outbox; False if not forwarded or already there."""
         body = self.config.body(event)
         return body is not None and self.outbox.add(event.event_id, body)
+
+    def forward(self, event: Event, logger: logging.Logger) -> None:
+        """The built-in handler `suprhook.usermaven`: records the event for the flusher."""
+        if self.record(event):
+            logger.debug("queued for Usermaven event_id=%s", event.event_id)
 
     def start(self) -> None:
         """Start the flusher thread (worker_ready) and flush what is due on worker shutdown."""
@@ -204,41 +230,21 @@ class UsermavenSink:
         return self.outbox.requeue_dead()
 
 
-_sink: UsermavenSink | None = None
-
-
-def forward(event: Event, logger: logging.Logger) -> None:
-    """The built-in handler `suprhook.usermaven`: records the event for the flusher."""
-    if _sink is None:
-        raise PermanentError("the Usermaven sink is not configured in this worker (USERMAVEN_API_KEY, "
-                             "USERMAVEN_SERVER_TOKEN)")
-    if _sink.record(event):
-        logger.debug("queued for Usermaven event_id=%s", event.event_id)
-
-
 def install(registry: Registry, settings: Settings, config: Mapping[str, Any] | None = None,
             environ: Mapping[str, str] | None = None) -> UsermavenSink | None:
     """Register `suprhook.usermaven` in `registry` when USERMAVEN_API_KEY and USERMAVEN_SERVER_TOKEN are
-    set (receiver and worker both call this); the sink, or None when not configured."""
-    global _sink
+    set (the composition root does, for receiver and worker alike: the receiver must enqueue its task);
+    the sink, or None when not configured. Installing again replaces the handler."""
     um = UsermavenConfig.load(config, environ)
     if not um.enabled:
         return None
-    _sink = UsermavenSink(um, settings.store_url)
+    sink = UsermavenSink(um, settings.store_url)
     filters = um.filters()
-    try:
-        handler = registry.get(HANDLER_NAME)
-        handler.filters[:] = filters  # installed again in this process (another app): the new selection
-    except KeyError:
-        handler = registry.add(forward, filters[0], name=HANDLER_NAME)
-        handler.filters[1:] = filters[1:]
+    replaced = any(h.name == HANDLER_NAME for h in registry)
+    registry.discard(HANDLER_NAME)
+    forward = sink.forward  # one bound method: a handler is one function, with OR-ed filter sets
+    for selected in filters:  # keyword=True: analytics counts STOP/HELP replies too; it never acts on them
+        registry.add(forward, selected, name=HANDLER_NAME, keyword=True)
+    if not replaced:
         log.info("usermaven: sink on, host=%s events=%s", um.host, ",".join(f"{s}={n}" for s, n in um.events if n))
-    handler.keyword = True  # analytics counts STOP/HELP replies too; it never acts on them
-    return _sink
-
-
-def install_from_env(registry: Registry) -> UsermavenSink | None:
-    """`install` from the environment alone, for entry points that only load handler modules (the CLI)."""
-    if not os.environ.get("USERMAVEN_API_KEY"):
-        return None
-    return install(registry, Settings.load())
+    return sink

@@ -38,8 +38,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 correlation_id: ContextVar[str | None] = ContextVar("suprhook_correlation_id", default=None)
 _bound: ContextVar[Mapping[str, Any] | None] = ContextVar("suprhook_log_context", default=None)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
-_mode = "hash"
-_configured = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -63,11 +61,11 @@ def bind_run(cid: str | None, event_id: str | None, handler: str) -> None:
 # distinct_id
 
 
-def mask_distinct_id(value: Any, mode: str | None = None) -> str | None:
+def mask_distinct_id(value: Any, mode: str = "hash") -> str | None:
+    """`value` as SUPRHOOK_LOG_DISTINCT_ID `mode` says to write it (see the module docstring)."""
     if value is None or value == "":
         return None
     text = str(value)
-    mode = mode or _mode
     if mode == "plain":
         return text
     if mode == "mask":
@@ -78,10 +76,11 @@ def mask_distinct_id(value: Any, mode: str | None = None) -> str | None:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def event_fields(event: Any) -> dict[str, Any]:
-    """The fields of a line about `event` (a `schemas.Event`): the line's one dict, to add its own to."""
+def event_fields(event: Any, mode: str = "hash") -> dict[str, Any]:
+    """The fields of a line about `event` (a `schemas.Event`): the line's one dict, to add its own to.
+    `mode` is SUPRHOOK_LOG_DISTINCT_ID (the caller's settings.log_distinct_id)."""
     return {"event_id": event.event_id, "supr_nid": event.reference.supr_nid,
-            "distinct_id": mask_distinct_id(event.distinct_id), "channel": event.channel,
+            "distinct_id": mask_distinct_id(event.distinct_id, mode), "channel": event.channel,
             "type": event.event_type, "status": event.status}
 
 
@@ -92,25 +91,22 @@ def event_fields(event: Any) -> dict[str, Any]:
 _encode = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode  # built once, not per line
 
 
-_second: tuple[int, str] = (-1, "")
-
-
-def _timestamp(record: logging.LogRecord) -> str:
-    global _second
-    second, text = _second
-    if int(record.created) != second:  # formatted once per second, not per line
-        second = int(record.created)
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second = (second, text)
-    return f"{text}.{int(record.msecs):03d}Z"
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, pid, correlation_id, the bound run context,
     the line's own fields (None values left out), exc (a traceback, when there is one)."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted, per formatter
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if int(record.created) != second:  # formatted once per second, not per line
+            second = int(record.created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {"ts": _timestamp(record), "level": record.levelname.lower(), "logger": record.name,
+        out: dict[str, Any] = {"ts": self._timestamp(record), "level": record.levelname.lower(), "logger": record.name,
                                "msg": record.getMessage(), "pid": record.process}
         cid = correlation_id.get()
         if cid:
@@ -160,25 +156,20 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(settings: Any) -> None:
-    """Configure the `suprhook` logger once per process (the receiver's `create_app`, `worker_app`).
+    """Configure the `suprhook` logger, once per process (later calls only check the settings).
 
     When the application has configured logging already (the root logger has handlers: your own
     `logging.config`, gunicorn's `--log-config`, a test runner), suprhook's lines propagate to it
     and only `distinct_id` masking applies (use `JsonFormatter` in your config for our layout).
     Otherwise suprhook writes its own lines to stderr, in `SUPRHOOK_LOG_FORMAT`, at `SUPRHOOK_LOG_LEVEL`.
     """
-    global _configured, _mode
     for key, value, allowed in (("SUPRHOOK_LOG_FORMAT", settings.log_format, LOG_FORMATS),
                                 ("SUPRHOOK_LOG_DISTINCT_ID", settings.log_distinct_id, DISTINCT_ID_MODES),
                                 ("SUPRHOOK_LOG_LEVEL", settings.log_level, LOG_LEVELS)):
         if value not in allowed:
             raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-    _mode = settings.log_distinct_id
-    if _configured:
-        return
-    _configured = True
     logger = logging.getLogger("suprhook")
-    if logging.getLogger().handlers or logger.handlers:
+    if logging.getLogger().handlers or logger.handlers:  # the application's logging, or ours from a first call
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())

@@ -77,8 +77,8 @@ _RUN_LEVELS = {"failed": logging.WARNING, "dead": logging.ERROR}
 
 
 def handler_run(handler: str, outcome: str, attempt: int, event: Any = None, seconds: float | None = None,
-                error: BaseException | None = None, event_id: str | None = None) -> None:
-    """Count one handler task execution and write its log line."""
+                error: BaseException | None = None, event_id: str | None = None, *, mode: str = "hash") -> None:
+    """Count one handler task execution and write its log line (`mode`: SUPRHOOK_LOG_DISTINCT_ID)."""
     counter = _runs.get((handler, outcome))
     if counter is None:
         counter = _runs[(handler, outcome)] = HANDLER_RUNS.labels(handler, outcome)
@@ -90,7 +90,7 @@ def handler_run(handler: str, outcome: str, attempt: int, event: Any = None, sec
         histogram.observe(seconds)
     level = _RUN_LEVELS.get(outcome, logging.INFO)
     if run_log.isEnabledFor(level):
-        fields = event_fields(event) if event is not None else {"event_id": event_id}
+        fields = event_fields(event, mode) if event is not None else {"event_id": event_id}
         fields["handler"], fields["outcome"], fields["attempt"] = handler, outcome, attempt
         fields["latency_ms"] = None if seconds is None else round(seconds * 1000, 2)
         if error is not None:

@@ -30,7 +30,6 @@ import signal
 import threading
 
 log = logging.getLogger("suprhook.worker")
-_installed = False
 _OBEY = getattr(signal, "SIGRTMIN", 34) + 7  # a real-time signal neither Celery nor billiard uses
 
 
@@ -74,13 +73,10 @@ def guard_pool_process(**_: object) -> None:
 
 
 def install() -> None:
-    """Connect the guard to Celery's worker_process_init (once per process)."""
-    global _installed
-    if not _installed:
-        from celery.signals import worker_process_init
+    """Connect the guard to Celery's worker_process_init (connecting it again changes nothing)."""
+    from celery.signals import worker_process_init
 
-        worker_process_init.connect(guard_pool_process, weak=False)
-        _installed = True
+    worker_process_init.connect(guard_pool_process, weak=False)
 
 
 def die_with_parent(sig: int = signal.SIGTERM):

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import os
 import time
-from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
@@ -18,52 +17,26 @@ from ..integrations.followup import Followup
 from ..observability.jsonlog import bind_run
 from ..observability.metrics import handler_run
 from ..registry import Filters, Handler, Registry
-from ..settings import Settings
-from ..stores.conversation import Conversation, ConversationStore, Snapshot, conversation_key, open_conversations
-from ..stores.store import DEAD, FAILED, SKIPPED, SUCCEEDED, EventStore, RunInProgress, Timeline
-from .leases import LeaseKeeper
+from ..stores.conversation import Conversation, Snapshot, conversation_key
+from ..stores.store import DEAD, FAILED, SKIPPED, SUCCEEDED, RunInProgress, Timeline
+from .runtime import WorkerRuntime
 
 log = logging.getLogger("suprhook.worker")
 
 
-@lru_cache(maxsize=8)
-def _conversations(url: str, ttl: int, pid: int) -> ConversationStore:
-    return open_conversations(url, ttl)
-
-
-@lru_cache(maxsize=8)
-def _store(url: str, pid: int) -> EventStore:
-    """One store per worker process (keyed by pid: a forked child never reuses its parent's pool)."""
-    return EventStore(url)
-
-
-def event_store(settings: Settings) -> EventStore:
-    return _store(settings.store_url, os.getpid())
-
-
-@lru_cache(maxsize=8)
-def _keeper(url: str, lease: float, every: float) -> LeaseKeeper:
-    """One lease heartbeat per store and lease (its thread is per process, see LeaseKeeper)."""
-    return LeaseKeeper(lambda held: _store(url, os.getpid()).renew_leases(held, lease), every)
-
-
-def lease_keeper(settings: Settings) -> LeaseKeeper:
-    return _keeper(settings.store_url, settings.run_lease, settings.lease_renew_every)
-
-
-def bind_handler_tasks(app: Celery, registry: Registry, settings: Settings) -> None:
+def bind_handler_tasks(app: Celery, registry: Registry, runtime: WorkerRuntime) -> None:
     for handler in registry:
-        _bind(app, handler, settings)
+        _bind(app, handler, runtime)
 
 
-def run_handler(handler: Handler, event: Event, settings: Settings, attempt: int = 0) -> bool:
+def run_handler(handler: Handler, event: Event, runtime: WorkerRuntime, attempt: int = 0) -> bool:
     """Run one handler for one event as its task does; False when its `state=` filter did not match."""
     context: dict[str, Any] = {"logger": logging.getLogger(f"suprhook.handler.{handler.name}"), "attempt": attempt,
-                               "followup": Followup(event, handler.name, settings)}
+                               "followup": Followup(event, handler.name, runtime.settings, runtime.suprsend)}
     if not handler.needs_conversation:
         _call(handler, event, handler.matching_filter(event), context)
         return True
-    store = _conversations(settings.conversation_url, settings.conversation_ttl, os.getpid())
+    store = runtime.conversations()
     key = conversation_key(event)
     with store.locked(key) as token:
         snapshot = store.load(key)
@@ -90,16 +63,19 @@ def _call(handler: Handler, event: Event, matched: Filters | None, context: dict
     handler.call(event, match=matched.text_match(event) if matched else None, **context)
 
 
-def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
+def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
+    settings = runtime.settings
+    report = functools.partial(handler_run, handler.name, mode=settings.log_distinct_id)  # count + log line
+
     def run(task: Task, message: dict[str, Any]) -> None:
         event_id = message.get("event_id")
         bind_run(message.get("correlation_id"), event_id, handler.name)
         try:
             event = load_event(message["payload"], event_id=event_id)
         except (KeyError, ValidationError) as exc:
-            handler_run(handler.name, "dead", task.request.retries, event_id=event_id, error=exc)
+            report("dead", task.request.retries, event_id=event_id, error=exc)
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
-        store = event_store(settings)
+        store = runtime.event_store()
         try:
             attempt = store.begin_run(event.event_id, handler.name, settings.run_lease)
         except RunInProgress as exc:
@@ -109,28 +85,28 @@ def _bind(app: Celery, handler: Handler, settings: Settings) -> Task:
             wait = min(max(exc.retry_in, 0.0), settings.run_lease) + 1.0
             task.apply_async(args=[message], task_id=task.request.id, countdown=wait,
                              retries=task.request.retries, queue=handler.queue or settings.default_queue)
-            handler_run(handler.name, "waiting", task.request.retries, event)
+            report("waiting", task.request.retries, event)
             return
         if not attempt:
-            handler_run(handler.name, "duplicate", task.request.retries, event)  # it already succeeded (or is dead)
+            report("duplicate", task.request.retries, event)  # it already succeeded (or is dead)
             return
         event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
         started = time.perf_counter()
-        with lease_keeper(settings).hold(event.event_id, handler.name, attempt):
+        with runtime.leases().hold(event.event_id, handler.name, attempt):
             try:
-                ran = run_handler(handler, event, settings, attempt=task.request.retries)
+                ran = run_handler(handler, event, runtime, attempt=task.request.retries)
             except Exception as exc:
                 final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
                 store.finish_run(event.event_id, handler.name, DEAD if final else FAILED,
                                  f"{type(exc).__name__}: {exc}", attempt=attempt)
-                handler_run(handler.name, "dead" if final else "failed", task.request.retries, event,
+                report("dead" if final else "failed", task.request.retries, event,
                             time.perf_counter() - started, exc)
                 raise
             if not store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED, attempt=attempt):
                 log.warning("handler run was taken over handler=%s event_id=%s: this process could not renew its "
                             "lease in time (a stalled process or event log); another attempt owns it",
                             handler.name, event_id)
-        handler_run(handler.name, "succeeded" if ran else "skipped", task.request.retries, event,
+        report("succeeded" if ran else "skipped", task.request.retries, event,
                     time.perf_counter() - started)
 
     run.__name__ = run.__qualname__ = handler.name.replace(".", "_").replace(":", "_").replace("-", "_")

@@ -36,7 +36,7 @@ _EXPORTS = {
     # the HTTP side
     "create_app": ".receiver.app", "init_app": ".receiver.blueprint", "Endpoint": ".receiver.endpoints",
     # the worker
-    "worker_app": ".handlers",
+    "worker_app": ".compose", "build_web": ".compose", "build_worker": ".compose",
     # testing your handlers (the pytest plugin's fixtures wrap these)
     "make_status_event": ".schemas.samples", "make_inbound_message": ".schemas.samples",
     "dispatch_sync": ".handlers.testing", "SyncDispatcher": ".handlers.testing",
@@ -49,8 +49,9 @@ _EXPORTS = {
 __all__ = ["ConfigError", "Conversation", "Endpoint", "EnqueueError", "Event", "Filters", "Followup",
            "FollowupRecorder", "FollowupUnavailable", "Handler", "InFlight", "Outcome", "Outcomes", "PermanentError",
            "RecordedFollowup", "Registry", "Settings", "SuprhookClient", "SyncDispatcher", "Timeline",
-           "ValidationError", "create_app", "dispatch_sync", "enable_keywords", "init_app", "isolated_settings",
-           "load_event", "make_inbound_message", "make_status_event", "on", "worker_app"]
+           "ValidationError", "build_web", "build_worker", "create_app", "dispatch_sync", "enable_keywords",
+           "init_app", "isolated_settings", "load_event", "make_inbound_message", "make_status_event", "on",
+           "worker_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -67,7 +68,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load lazily
-    from .handlers import worker_app
+    from .compose import build_web, build_worker, worker_app
     from .handlers.stores.conversation import Conversation
     from .handlers.errors import ConfigError, EnqueueError, InFlight, PermanentError
     from .handlers.integrations.followup import Followup, FollowupUnavailable

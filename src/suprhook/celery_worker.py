@@ -1,4 +1,4 @@
 """Worker entry point: `celery -A suprhook.celery_worker worker` (what `suprhook worker` runs)."""
-from .handlers import worker_app
+from .compose import worker_app
 
 app = worker_app()

@@ -1,0 +1,205 @@
+"""The composition root: what each process builds for its role, from one validated `Settings`.
+
+- `configure`: what every role starts from: the settings, the user's handler modules loaded into the
+  registry, and the opt-in Usermaven handler. `suprhook routes`, `events`, `replay` stop here.
+- `build_web`: the receiver: request guard, routes, Celery producer, dedup store, event log, the
+  dispatcher and the ingest core over them. It imports nothing that only the worker runs (tasks, the
+  SuprSend SDK, the lease heartbeat): `python -c "import suprhook.wsgi, sys; assert 'suprsend' not in
+  sys.modules"` holds.
+- `build_worker`: the worker: its logs and metrics, the Celery app with one task per handler, the
+  per-process `WorkerRuntime` (event log, conversations, leases, SuprSend client), the recovery sweep,
+  the Usermaven flusher, and the pool processes' SIGTERM guard.
+
+`init_app`, `suprhook.celery_worker`, `suprhook check-config` and the testing kit call these; nothing
+else wires parts together. The steps `build_web` runs are public so that `check-config` can run each
+alone and say which one fails.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from .handlers.integrations.usermaven import UsermavenSink, install as install_usermaven
+from .handlers.loader import load_handler_modules
+from .handlers.registry import Registry, on
+from .handlers.settings import Settings, config_source
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from suprsend import Suprsend
+
+    from .handlers.stores.dedup import DedupStore
+    from .handlers.stores.store import EventStore
+    from .handlers.web.dispatch import Dispatcher
+    from .handlers.worker.runtime import WorkerRuntime
+    from .receiver.endpoints import Endpoint, Route
+    from .receiver.security import RequestGuard
+
+Config = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------------------------------
+# Every role
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every role starts from."""
+
+    settings: Settings
+    registry: Registry
+    usermaven: UsermavenSink | None  # the opt-in Usermaven sink (None unless USERMAVEN_* are set)
+
+
+def load_settings(config: Config | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """`Settings` from the environment (or `environ`) and `config` (keys as the variable names), validated."""
+    settings = Settings.load(config, environ)
+    settings.validate()
+    return settings
+
+
+def configure(settings: Settings, config: Config | None = None, *, registry: Registry | None = None,
+              handler_modules: Iterable[str] | None = None) -> Core:
+    """Load the handler modules (default: SUPRHOOK_HANDLERS) into `registry` (default: `on`) and register
+    the Usermaven handler when USERMAVEN_* are set (in `config` or the environment)."""
+    registry = on if registry is None else registry
+    load_handler_modules(settings.handler_modules if handler_modules is None else handler_modules)
+    return Core(settings, registry, install_usermaven(registry, settings, config))
+
+
+# --------------------------------------------------------------------------------------------------
+# The web process
+
+
+@dataclass(frozen=True)
+class Web:
+    """The receiver's parts."""
+
+    settings: Settings
+    registry: Registry
+    guard: "RequestGuard"
+    routes: "tuple[Route, ...]"  # the default route first
+    celery: "Celery"  # a producer: it sends tasks by name and binds none
+    dispatcher: "Dispatcher"
+
+
+def request_guard(settings: Settings) -> "RequestGuard":
+    """The source checks (allowlist, rate and refusal limits) and the default signature verifier."""
+    from .receiver.security import RequestGuard
+
+    return RequestGuard(settings)
+
+
+def routes(settings: Settings, config: Config | None = None, endpoints: Iterable["Endpoint"] = (), *,
+           url_prefix: str | None = None, guard: "RequestGuard | None" = None) -> "list[Route]":
+    """The default route, then the named endpoints of SUPRHOOK_ENDPOINTS and `endpoints`, checked."""
+    from .receiver.endpoints import load_routes
+
+    return load_routes(settings, config_source(config), endpoints, url_prefix=url_prefix,
+                       default_verifier=guard.verifier if guard is not None else None)
+
+
+def producer(settings: Settings, registry: Registry) -> "Celery":
+    """The Celery app the receiver publishes with (and `suprhook replay`, and the recovery sweep's CLI)."""
+    from .handlers.celery_app import create_celery
+
+    return create_celery(settings, registry, role="producer")
+
+
+def dedup_store(settings: Settings) -> "DedupStore":
+    from .handlers.stores.dedup import open_dedup
+
+    return open_dedup(settings.dedup_url, settings.dedup_ttl)
+
+
+def event_log(settings: Settings) -> "EventStore":
+    from .handlers.stores.store import EventStore
+
+    return EventStore(settings.store_url)
+
+
+def dispatcher(settings: Settings, registry: Registry, celery: "Celery", dedup: "DedupStore | None" = None,
+               store: "EventStore | None" = None) -> "Dispatcher":
+    """Dedup, event log and enqueue: what the receiver does with a valid event."""
+    from .handlers.web.dispatch import Dispatcher
+
+    return Dispatcher(settings, registry, celery, dedup if dedup is not None else dedup_store(settings),
+                      store if store is not None else event_log(settings))
+
+
+def build_web(config: Config | None = None, *, registry: Registry | None = None,
+              endpoints: Iterable["Endpoint"] = (), url_prefix: str | None = None) -> Web:
+    """Everything the receiver needs. Raises ConfigError for a setting that would make it unsafe or broken
+    (in production: no authentication, an unguarded /metrics)."""
+    settings = Settings.load(config)
+    settings.require_auth()
+    settings.validate()
+    guard = request_guard(settings)
+    served = routes(settings, config, endpoints, url_prefix=url_prefix, guard=guard)
+    settings.require_metrics_guard()  # after the webhooks' own authentication problems, which matter more
+    core = configure(settings, config, registry=registry)
+    celery = producer(settings, core.registry)
+    dispatch = dispatcher(settings, core.registry, celery)
+    return Web(settings, core.registry, guard, tuple(served), celery, dispatch)
+
+
+# --------------------------------------------------------------------------------------------------
+# The worker
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The worker's parts: `celery` is what `celery -A suprhook.celery_worker worker` runs."""
+
+    settings: Settings
+    registry: Registry
+    celery: "Celery"
+    runtime: "WorkerRuntime"
+    usermaven: UsermavenSink | None
+
+
+def worker_runtime(settings: Settings, *,
+                   suprsend: "Suprsend | Callable[[], Suprsend] | None" = None) -> "WorkerRuntime":
+    """What handler runs use besides their event (the testing kit passes a recording SuprSend client)."""
+    from .handlers.worker.runtime import WorkerRuntime
+
+    return WorkerRuntime(settings, suprsend=suprsend)
+
+
+def build_worker(config: Config | None = None, *, registry: Registry | None = None) -> Worker:
+    """Everything the worker needs; its threads (recovery sweep, Usermaven flusher) start on worker_ready."""
+    from .handlers.worker.worker_metrics import prepare as prepare_observability
+
+    prepare_observability(config)  # first: before anything imports prometheus_client
+    from celery.signals import worker_ready
+
+    from .handlers.celery_app import create_celery
+    from .handlers.stores import embedded
+    from .handlers.worker.leases import RefreshHeldMessages
+    from .handlers.worker.recovery import start_sweeper
+    from .handlers.worker.shutdown import install as guard_pool_processes
+    from .handlers.worker.tasks import bind_handler_tasks
+
+    core = configure(load_settings(config), config, registry=registry)
+    settings, runtime = core.settings, worker_runtime(core.settings)
+    app = create_celery(settings, core.registry, role="worker")
+    bind_handler_tasks(app, core.registry, runtime)
+    app.conf.suprhook_unacked_refresh_every = settings.unacked_refresh_every
+    app.steps["consumer"].add(RefreshHeldMessages)  # a live worker's held Redis messages never look stale
+    guard_pool_processes()  # pool processes take SIGTERM only from the main process (handlers/worker/shutdown.py)
+
+    def on_ready(**_: object) -> None:
+        if settings.embedded_broker:
+            embedded.start_cleanup(settings.broker_url)
+        if settings.recovery_sweep:
+            start_sweeper(runtime.event_store(), app, core.registry, settings)
+        if core.usermaven is not None:
+            core.usermaven.start()  # its flusher thread; it flushes again on worker_shutdown
+
+    worker_ready.connect(on_ready, weak=False)
+    return Worker(settings, core.registry, app, runtime, core.usermaven)
+
+
+def worker_app(config: Config | None = None, registry: Registry | None = None) -> "Celery":
+    """The Celery app of `celery -A suprhook.celery_worker worker` (`build_worker(...).celery`)."""
+    return build_worker(config, registry=registry).celery
