@@ -52,7 +52,7 @@ def main() -> None:
         os.environ.update(CELERY_BROKER_URL="redis://127.0.0.1:6379/13", SUPRHOOK_DEDUP_URL="redis://127.0.0.1:6379/13")
     import suprhook.receiver.blueprint as blueprint
     from suprhook import on, worker_app
-    from suprhook.handlers.web.dispatch import task_message
+    from suprhook.handlers.messages import task_message
     from suprhook.handlers.stores.store import EventStore
     import suprhook.handlers.worker.tasks as tasks
     from suprhook.receiver import create_app

@@ -35,7 +35,7 @@ from .integrations.followup import JsonResponse, TimedSuprsend
 from .registry import Handler, Registry
 from .settings import Settings
 from .stores.store import Timeline
-from .web.dispatch import is_echo
+from .messages import is_echo
 from .worker.runtime import WorkerRuntime
 from .worker.tasks import run_handler
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from suprhook.handlers import Registry
-from suprhook.handlers.web.dispatch import is_echo
+from suprhook.handlers.messages import is_echo
 from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.receiver import create_app
 from suprhook.receiver.body import MAX_DEPTH, decode_json

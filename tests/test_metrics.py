@@ -21,7 +21,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from suprhook.handlers import on
-from suprhook.handlers.web.dispatch import task_message
+from suprhook.handlers.messages import task_message
 from suprhook.receiver import create_app
 from suprhook.schemas import load_event
 

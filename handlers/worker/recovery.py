@@ -11,7 +11,7 @@ from kombu.exceptions import ChannelError
 from ..registry import Registry
 from ..settings import Settings
 from ..stores.store import EventStore
-from ..web.dispatch import task_message
+from ..messages import task_message
 
 log = logging.getLogger("suprhook.recovery")
 
