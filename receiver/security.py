@@ -6,7 +6,8 @@ Everything here is framework-free; `receiver.blueprint` calls it in this order:
    entry that exactly ``SUPRHOOK_TRUSTED_PROXIES`` hops from the right put there);
 2. `RequestGuard.admit` — the allowlist (403), then the endpoint's ceiling when one is set (429; off
    by default: SuprSend sends all its webhooks from a few addresses and has its own rate limit);
-3. `RequestGuard.verify_signature` — over the raw body bytes, before any JSON parsing (401);
+3. `check_signature` — with the verifier of the endpoint posted to (`receiver.endpoints.Route`), over
+   the raw body bytes, before any JSON parsing (401);
 4. `RequestGuard.count_refusal` — for every refused request (bad token, signature or body): one
    token from the source's bucket; a source out of tokens has its refusals answered 429. Accepted
    requests take nothing, so SuprSend's authenticated traffic is never throttled by it.
@@ -454,9 +455,6 @@ class RequestGuard:
         return Rejection(429, {**{k: list(v) for k, v in errors.items()}, "$limit": [
             f"too many refused requests from this source; retry after {seconds} s"]},
             "rate_limited", {"Retry-After": seconds}, status="rate_limited")
-
-    def verify_signature(self, body: bytes, headers: Mapping[str, str]) -> Rejection | None:
-        return check_signature(self.verifier, body, headers)
 
     def __repr__(self) -> str:
         return (f"RequestGuard(allowlist={self.allowlist!r}, limiter={self.limiter!r}, refusals={self.refusals!r}, "
