@@ -1,6 +1,6 @@
 """Who may post webhooks: source-IP allowlist, refusal limit per source, Standard Webhooks signatures.
 
-Everything here is framework-free; `receiver.blueprint` calls it in this order:
+Everything here is framework-free; `receiver.ingest` (the webhook's steps) calls it in this order:
 
 1. `RequestGuard.client_ip` — the client address (WSGI ``REMOTE_ADDR``, or the ``X-Forwarded-For``
    entry that exactly ``SUPRHOOK_TRUSTED_PROXIES`` hops from the right put there);
@@ -12,8 +12,8 @@ Everything here is framework-free; `receiver.blueprint` calls it in this order:
    token from the source's bucket; a source out of tokens has its refusals answered 429. Accepted
    requests take nothing, so SuprSend's authenticated traffic is never throttled by it.
 
-Each check returns a `Rejection` (or None); the blueprint turns it into the JSON response. No secret
-is ever part of a message, a log line or a ``repr``.
+Each check returns a `Rejection` (`receiver.ingest`'s one refusal type) or None; the ingest raises it
+and answers with its JSON body. No secret is ever part of a message, a log line or a ``repr``.
 """
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 from standardwebhooks import Webhook
 
 from ..handlers import ConfigError, Settings
+
+from .ingest import Rejection
 
 log = logging.getLogger("suprhook.receiver.security")
 
@@ -43,23 +45,6 @@ Clock = Callable[[], float]
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"
 _SECRET_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why a request is refused: the HTTP status, the JSON body's fields and extra headers."""
-
-    code: int
-    errors: dict[str, list[str]]
-    reason: str  # a short word for the log line and the rejected metric: ip, rate_limited, signature
-    headers: dict[str, str] = field(default_factory=dict)
-    status: str = "rejected"
-
-    def body(self) -> dict[str, object]:
-        if self.status == "rejected":
-            return {"status": self.status, "errors": self.errors}
-        return {"status": self.status, "error": "; ".join(
-            m if key.startswith("$") else f"{key}: {m}" for key, ms in self.errors.items() for m in ms)}
 
 
 # --------------------------------------------------------------------------------------------------
