@@ -50,7 +50,7 @@ def main() -> None:
                       SUPRHOOK_LOG_LEVEL="WARNING", SUPRHOOK_METRICS_TOKEN="stages-metrics-token")
     if args.broker == "redis":
         os.environ.update(CELERY_BROKER_URL="redis://127.0.0.1:6379/13", SUPRHOOK_DEDUP_URL="redis://127.0.0.1:6379/13")
-    import suprhook.receiver.blueprint as blueprint
+    import suprhook.receiver.ingest as ingest
     from suprhook import on, worker_app
     from suprhook.handlers.messages import task_message
     from suprhook.handlers.stores.store import EventStore
@@ -60,8 +60,8 @@ def main() -> None:
     app = create_app()
     dispatcher = app.extensions["suprhook"].dispatcher
     acc: collections.Counter = collections.Counter()
-    for obj, name, label in ((blueprint, "decode_json", "decode_json"),
-                             (blueprint, "load_event", "validate + normalize"), (dispatcher, "submit", "submit"),
+    for obj, name, label in ((ingest, "decode_json", "decode_json"),
+                             (ingest, "load_event", "validate + normalize"), (dispatcher, "submit", "submit"),
                              (dispatcher.store, "record_accepted", "  event log write"),
                              (dispatcher.dedup, "claim", "  dedup claim"),
                              (dispatcher.dedup, "commit", "  dedup commit"),

@@ -1,16 +1,17 @@
 """The webhook endpoints, as a blueprint you can mount in your own Flask app via `init_app`.
 
-Order of checks: source-IP allowlist -> rate limit -> token -> size (before reading) -> content type
--> signature (raw body) -> JSON -> schema -> the endpoint accepts this event type/channel -> enqueue.
-The source and signature checks live in `receiver.security`; named endpoints (several URLs, each
-with its credentials and accepted event types/channels) in `receiver.endpoints`. Every endpoint is
-served by the one view below.
+This is the Flask adapter only: every endpoint is served by the one view below, which builds a
+`WebhookRequest` from ``flask.request``, hands it to `receiver.ingest.Ingest.handle` and turns the
+`Answer` into a response. The order of the checks (source-IP allowlist -> rate limit -> token -> size
+-> content type -> signature -> JSON -> schema -> the endpoint accepts this event type/channel ->
+enqueue), the metrics and the log line are `receiver.ingest`'s. The source and signature checks live
+in `receiver.security`; named endpoints (several URLs, each with its credentials and accepted event
+types/channels) in `receiver.endpoints`.
 """
 from __future__ import annotations
 
 import hmac
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -18,21 +19,17 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, NotFound
 
 from ..compose import build_web
-from ..handlers import EnqueueError, InFlight, Registry, Settings
+from ..handlers import Registry, Settings
 from ..handlers.observability import metrics
-from ..handlers.observability.jsonlog import FIELDS_ATTR, event_fields, new_correlation_id
 from ..handlers.web.dispatch import Dispatcher
-from ..schemas import ValidationError, flatten_errors, load_event
 
-from .auth import check_token
-from .body import BodyError, decode_json
 from .endpoints import Endpoint, Route
-from .security import Rejection, RequestGuard
+from .ingest import Ingest, WebhookRequest
+from .security import RequestGuard
 
 log = logging.getLogger("suprhook.receiver")
 bp = Blueprint("suprhook", __name__)
 NAMED = "suprhook_endpoints"  # the per-app blueprint of the named endpoints
-RETRY_AFTER_SECONDS = 5
 
 
 @dataclass
@@ -40,6 +37,7 @@ class ReceiverState:
     settings: Settings
     dispatcher: Dispatcher
     guard: RequestGuard
+    ingest: Ingest = field(repr=False)  # the webhook's steps (receiver.ingest)
     routes: dict[str, Route] = field(default_factory=dict)  # by Flask endpoint name; the default first
 
     @property
@@ -57,7 +55,7 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
     web = build_web(config, registry=registry, endpoints=endpoints, url_prefix=url_prefix)
     settings, routes = web.settings, web.routes
     by_view = {f"{bp.name}.receive_webhook": routes[0], **{f"{NAMED}.{r.name}": r for r in routes[1:]}}
-    state = app.extensions["suprhook"] = ReceiverState(settings, web.dispatcher, web.guard, by_view)
+    state = app.extensions["suprhook"] = ReceiverState(settings, web.dispatcher, web.guard, web.ingest, by_view)
     app.register_blueprint(bp, url_prefix=url_prefix)
     if len(routes) > 1:
         # A blueprint per app: `bp` is shared by every app in the process, and Flask forbids new rules
@@ -74,127 +72,37 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
     return state
 
 
-# Headers kept with each event in the log: enough to trace a delivery, never credentials or signatures.
-LOGGED_HEADERS = ("Content-Type", "User-Agent", "X-Forwarded-For", "X-Request-Id", "webhook-id", "webhook-timestamp")
-
-
-def logged_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: headers[name] for name in LOGGED_HEADERS if name in headers}
-
-
 def _state() -> ReceiverState:
     return current_app.extensions["suprhook"]
 
 
-def reject(code: int, errors: Mapping[str, list[str]], **headers: str) -> Response:
-    response = jsonify(status="rejected", errors=dict(errors))
+def respond(code: int, body: Mapping[str, object], headers: Mapping[str, str]) -> Response:
+    response = jsonify(body)
     response.status_code = code
     response.headers.update(headers)
     return response
 
 
-def refuse(rejection: Rejection) -> Response:
-    response = jsonify(rejection.body())
-    response.status_code = rejection.code
-    response.headers.update(rejection.headers)
-    return response
+def reject(code: int, errors: Mapping[str, list[str]], **headers: str) -> Response:
+    """A refusal outside the webhook view (/metrics, HTTP errors), in the webhook refusals' shape."""
+    return respond(code, {"status": "rejected", "errors": dict(errors)}, headers)
+
+
+def webhook_request() -> WebhookRequest:
+    """``flask.request`` as `receiver.ingest` sees it; the body is read only when the steps get there."""
+    return WebhookRequest(headers=request.headers, read=lambda n: request.stream.read(n),
+                          remote_addr=request.environ.get("REMOTE_ADDR"),
+                          forwarded_for=tuple(request.headers.getlist("X-Forwarded-For")),
+                          content_length=request.content_length, content_type=request.content_type,
+                          mimetype=request.mimetype, charset=request.mimetype_params.get("charset"))
 
 
 @bp.post("/webhooks/suprsend")
 def receive_webhook() -> Response:
     """Every endpoint's view: the default one, and each named one (`init_app` mounts them)."""
-    started = time.perf_counter()
-    metrics.RECEIVED.inc()
-    cid = new_correlation_id(request.headers.get("X-Request-Id"))
     state = _state()
-    settings = state.settings
-    route = state.routes[request.endpoint or ""]
-    remote_addr = request.environ.get("REMOTE_ADDR")
-    client = state.guard.client_ip(remote_addr, request.headers.getlist("X-Forwarded-For"))
-    refused = state.guard.admit(client, remote_addr, route.name)
-    if refused:
-        return finish(refuse(refused), started, cid, refused.reason, client=client, detail=",".join(refused.errors))
-    problem = check_token(settings, request.headers, route.tokens)
-    if problem:
-        extra = {"WWW-Authenticate": "Bearer"} if settings.auth_header.lower() == "authorization" else {}
-        return finish(reject(401, {settings.auth_header: [problem]}, **extra), started, cid, "auth", client=client,
-                      detail=problem)
-    limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return finish(reject(413, {"$": [f"body of {request.content_length} bytes exceeds the {limit}-byte limit"]}),
-                      started, cid, "size", client=client)
-    if request.mimetype != "application/json" or request.mimetype_params.get("charset", "utf-8").lower() \
-            not in ("utf-8", "utf8"):
-        return finish(reject(415, {"Content-Type": [
-            f"expected application/json (UTF-8), got {request.content_type or 'nothing'!r}"]}), started, cid,
-            "content_type", client=client)
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        return finish(reject(413, {"$": [f"body exceeds the {limit}-byte limit"]}), started, cid, "size", client=client)
-    refused = route.verify_signature(body, request.headers)
-    if refused:
-        return finish(refuse(refused), started, cid, refused.reason, client=client, detail=",".join(refused.errors))
-    try:
-        event = load_event(decode_json(body))
-    except BodyError as exc:
-        return finish(reject(400, {"$": [str(exc)]}), started, cid, "body", client=client, detail=str(exc))
-    except ValidationError as exc:
-        errors = flatten_errors(exc.messages)
-        return finish(reject(400, errors), started, cid, "schema", client=client, detail=",".join(sorted(errors)))
-    wrong = route.refusal(event.event_type, event.channel, state.routes.values())
-    if wrong:  # SuprSend's webhook for this event type/channel points at the wrong URL
-        return finish(reject(422, wrong), started, cid, "wrong_endpoint", event, client=client,
-                      detail=f"{route.name} accepts {route.endpoint.describe()}")
-    try:
-        outcome = state.dispatcher.submit(event, body, logged_headers(request.headers))
-    except InFlight:
-        response = jsonify(status="in_progress", event_id=event.event_id)
-        response.status_code, response.headers["Retry-After"] = 409, "1"
-        return finish(response, started, cid, "in_progress", event)
-    except EnqueueError:
-        response = jsonify(status="unavailable", event_id=event.event_id,
-                           error="the event could not be queued; retry later")
-        response.status_code, response.headers["Retry-After"] = 503, str(RETRY_AFTER_SECONDS)
-        return finish(response, started, cid, "unavailable", event)
-    response = jsonify(status=outcome.status, event_id=outcome.event_id)
-    response.status_code = 202 if outcome.status == "accepted" else 200
-    return finish(response, started, cid, None, event, handlers=len(outcome.handlers))
-
-
-# Refusals of what a request carried (its credentials, its body): counted per source by the guard.
-# Not counted: the allowlist and the endpoint ceiling (already source-wide), a wrong endpoint (a
-# SuprSend setting), and our own trouble (503, 409).
-COUNTED_REFUSALS = frozenset({"auth", "signature", "size", "content_type", "body", "schema"})
-
-
-def finish(response: Response, started: float, cid: str, reason: str | None, event: Any = None, *,
-           handlers: int | None = None, client: object = None, detail: str | None = None) -> Response:
-    """Count the outcome (a `reason` means refused), time it, log its one line, return the request id."""
-    if reason in COUNTED_REFUSALS:  # a source that keeps sending what we refuse gets 429s for it
-        limited = _state().guard.count_refusal(client, request.environ.get("REMOTE_ADDR"),
-                                               response.get_json(silent=True).get("errors") or {})
-        if limited is not None:
-            response, reason = refuse(limited), limited.reason
-    seconds = time.perf_counter() - started
-    if reason is None:
-        outcome = "accepted" if response.status_code == 202 else "duplicate"
-        (metrics.ACCEPTED if outcome == "accepted" else metrics.DUPLICATE).inc()
-    else:
-        outcome = "rejected"
-        metrics.rejected[reason].inc()
-    metrics.ingest_seconds[outcome].observe(seconds)
-    response.headers["X-Request-Id"] = cid
-    level = logging.WARNING if reason == "unavailable" else logging.INFO
-    if log.isEnabledFor(level):
-        fields = event_fields(event, _state().settings.log_distinct_id) if event is not None else {}
-        fields["outcome"], fields["reason"], fields["code"] = outcome, reason, response.status_code
-        if request.blueprint == NAMED and request.endpoint:
-            fields["endpoint"] = request.endpoint.rpartition(".")[2]
-        fields["handlers"], fields["latency_ms"] = handlers, round(seconds * 1000, 2)
-        if reason is not None:
-            fields["client"], fields["detail"] = None if client is None else str(client), detail
-        log.log(level, "webhook %s", outcome, extra={FIELDS_ATTR: fields})
-    return response
+    answer = state.ingest.handle(webhook_request(), state.routes[request.endpoint or ""])
+    return respond(answer.code, answer.body, answer.headers)
 
 
 @bp.get("/healthz")

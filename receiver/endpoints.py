@@ -19,7 +19,7 @@ Credentials, per endpoint (``NAME`` is the name in upper case), first found wins
 
 An event an endpoint does not accept (SuprSend's webhook for it points at the wrong URL) is refused
 with a 422 that names the field, the endpoint, what it accepts and the endpoint that would take it.
-This module holds that logic; `receiver.blueprint` only mounts the routes and calls it.
+This module holds that logic; `receiver.ingest` calls it, `receiver.blueprint` mounts the routes.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..handlers import ConfigError, Settings
 
-from .security import Rejection, SignatureVerifier, check_signature
+from .ingest import Rejection
+from .security import SignatureVerifier, check_signature
 
 ENV_VAR = "SUPRHOOK_ENDPOINTS"
 DEFAULT_NAME = "default"

@@ -1,18 +1,19 @@
 """Who may post webhooks: source-IP allowlist, refusal limit per source, Standard Webhooks signatures.
 
-Everything here is framework-free; `receiver.blueprint` calls it in this order:
+Everything here is framework-free; `receiver.ingest` (the webhook's steps) calls it in this order:
 
 1. `RequestGuard.client_ip` — the client address (WSGI ``REMOTE_ADDR``, or the ``X-Forwarded-For``
    entry that exactly ``SUPRHOOK_TRUSTED_PROXIES`` hops from the right put there);
 2. `RequestGuard.admit` — the allowlist (403), then the endpoint's ceiling when one is set (429; off
    by default: SuprSend sends all its webhooks from a few addresses and has its own rate limit);
-3. `RequestGuard.verify_signature` — over the raw body bytes, before any JSON parsing (401);
+3. `check_signature` — with the verifier of the endpoint posted to (`receiver.endpoints.Route`), over
+   the raw body bytes, before any JSON parsing (401);
 4. `RequestGuard.count_refusal` — for every refused request (bad token, signature or body): one
    token from the source's bucket; a source out of tokens has its refusals answered 429. Accepted
    requests take nothing, so SuprSend's authenticated traffic is never throttled by it.
 
-Each check returns a `Rejection` (or None); the blueprint turns it into the JSON response. No secret
-is ever part of a message, a log line or a ``repr``.
+Each check returns a `Rejection` (`receiver.ingest`'s one refusal type) or None; the ingest raises it
+and answers with its JSON body. No secret is ever part of a message, a log line or a ``repr``.
 """
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 from standardwebhooks import Webhook
 
 from ..handlers import ConfigError, Settings
+
+from .ingest import Rejection
 
 log = logging.getLogger("suprhook.receiver.security")
 
@@ -42,23 +45,6 @@ Clock = Callable[[], float]
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"
 _SECRET_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why a request is refused: the HTTP status, the JSON body's fields and extra headers."""
-
-    code: int
-    errors: dict[str, list[str]]
-    reason: str  # a short word for the log line and the rejected metric: ip, rate_limited, signature
-    headers: dict[str, str] = field(default_factory=dict)
-    status: str = "rejected"
-
-    def body(self) -> dict[str, object]:
-        if self.status == "rejected":
-            return {"status": self.status, "errors": self.errors}
-        return {"status": self.status, "error": "; ".join(
-            m if key.startswith("$") else f"{key}: {m}" for key, ms in self.errors.items() for m in ms)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -454,9 +440,6 @@ class RequestGuard:
         return Rejection(429, {**{k: list(v) for k, v in errors.items()}, "$limit": [
             f"too many refused requests from this source; retry after {seconds} s"]},
             "rate_limited", {"Retry-After": seconds}, status="rate_limited")
-
-    def verify_signature(self, body: bytes, headers: Mapping[str, str]) -> Rejection | None:
-        return check_signature(self.verifier, body, headers)
 
     def __repr__(self) -> str:
         return (f"RequestGuard(allowlist={self.allowlist!r}, limiter={self.limiter!r}, refusals={self.refusals!r}, "

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .handlers.web.dispatch import Dispatcher
     from .handlers.worker.runtime import WorkerRuntime
     from .receiver.endpoints import Endpoint, Route
+    from .receiver.ingest import Ingest
     from .receiver.security import RequestGuard
 
 Config = Mapping[str, Any]
@@ -73,7 +74,7 @@ def configure(settings: Settings, config: Config | None = None, *, registry: Reg
 
 @dataclass(frozen=True)
 class Web:
-    """The receiver's parts."""
+    """The receiver's parts; `ingest` answers one webhook request (receiver.ingest)."""
 
     settings: Settings
     registry: Registry
@@ -81,6 +82,7 @@ class Web:
     routes: "tuple[Route, ...]"  # the default route first
     celery: "Celery"  # a producer: it sends tasks by name and binds none
     dispatcher: "Dispatcher"
+    ingest: "Ingest"
 
 
 def request_guard(settings: Settings) -> "RequestGuard":
@@ -131,6 +133,8 @@ def build_web(config: Config | None = None, *, registry: Registry | None = None,
               endpoints: Iterable["Endpoint"] = (), url_prefix: str | None = None) -> Web:
     """Everything the receiver needs. Raises ConfigError for a setting that would make it unsafe or broken
     (in production: no authentication, an unguarded /metrics)."""
+    from .receiver.ingest import Ingest
+
     settings = Settings.load(config)
     settings.require_auth()
     settings.validate()
@@ -140,7 +144,8 @@ def build_web(config: Config | None = None, *, registry: Registry | None = None,
     core = configure(settings, config, registry=registry)
     celery = producer(settings, core.registry)
     dispatch = dispatcher(settings, core.registry, celery)
-    return Web(settings, core.registry, guard, tuple(served), celery, dispatch)
+    return Web(settings, core.registry, guard, tuple(served), celery, dispatch,
+               Ingest(settings, guard, dispatch, served))
 
 
 # --------------------------------------------------------------------------------------------------
