@@ -260,7 +260,7 @@ def _hold_the_lock_and_die(url: str) -> None:
     if os.fork() == 0:  # a forked child (a pool process) holding the parent's descriptors
         time.sleep(30)
         os._exit(0)
-    with store._write_lock():
+    with store.db.lock():
         os.kill(os.getpid(), signal.SIGKILL)
 
 
