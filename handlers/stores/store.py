@@ -239,23 +239,24 @@ class EventStore(DatabaseUser):
 
     def claim_expired(self, limit: int = 500) -> list[tuple[str, str]]:
         """Runs whose lease expired: the process running them stopped renewing it (it died), so they
-        are taken over at once, wherever their task message is."""
+        are taken over at once, wherever their task message is. Each is reopened (pending, no lease)
+        in the same statement that takes it: a second sweeper no longer matches it, and the sweep
+        re-sends its task without writing the row again (reopen_run is for `suprhook replay`)."""
         now = time.time()
-        # set pending in the same statement: a second sweeper no longer matches it
         return self._claim(and_(runs.c.status == RUNNING, runs.c.lease_until < now), limit,
                            {"status": PENDING, "lease_until": None, "updated_at": now})
 
     def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
                     handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
         """Runs left pending, or failed without a retry, for too long (only of `handlers`, when
-        given). Their updated_at is bumped in the same statement, so two sweepers never take the
-        same run."""
+        given). Each is reopened (pending) and its updated_at bumped in the same statement, so two
+        sweepers never take the same run and the sweep needs no reopen_run."""
         now = time.time()
         stale = or_(
             and_(runs.c.status == PENDING, runs.c.updated_at < now - pending_after),
             and_(runs.c.status == FAILED, runs.c.updated_at < now - failed_after),
         )
-        return self._claim(stale, limit, {"updated_at": now}, handlers)
+        return self._claim(stale, limit, {"status": PENDING, "updated_at": now}, handlers)
 
     def _claim(self, stale: Any, limit: int, values: dict[str, Any],
                handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
