@@ -174,7 +174,7 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         dbapi_conn = conn.connection.dbapi_connection
-        if not dbapi_conn.in_transaction:  # a writer's began already
+        if not dbapi_conn.in_transaction:  # else Database.writing began it (BEGIN IMMEDIATE)
             _busy_timeout(conn, _BUSY_MS)
             dbapi_conn.execute("BEGIN")
 
