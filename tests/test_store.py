@@ -159,6 +159,19 @@ def test_claim_stale_takes_each_run_once(store):
     assert store.claim_stale(pending_after=0.1, failed_after=10) == [(event.event_id, "h2")]
 
 
+def test_claim_stale_reopens_a_failed_run_in_the_same_write(store):
+    """The sweep sends a stale run's task right after claiming it: the claim itself makes it pending."""
+    event = status("delivered", nid="nid-stale-failed")
+    store.record_accepted(event, ["h"])
+    attempt = store.begin_run(event.event_id, "h", 60)
+    store.finish_run(event.event_id, "h", "failed", "boom", attempt=attempt)
+    time.sleep(0.2)
+    assert store.claim_stale(pending_after=10, failed_after=0.1) == [(event.event_id, "h")]
+    assert store.select_runs(event_ids=[event.event_id])[0]["status"] == "pending"
+    assert store.claim_stale(pending_after=10, failed_after=0.1) == []  # a second sweeper gets nothing
+    assert store.begin_run(event.event_id, "h", 60) == attempt + 1
+
+
 def _open_store(url: str, barrier) -> None:
     barrier.wait()
     EventStore(url)
@@ -260,7 +273,7 @@ def _hold_the_lock_and_die(url: str) -> None:
     if os.fork() == 0:  # a forked child (a pool process) holding the parent's descriptors
         time.sleep(30)
         os._exit(0)
-    with store._write_lock():
+    with store.db.lock():
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -311,10 +311,9 @@ def store_url(request, tmp_path):
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     yield f"{PG}?options=-csearch_path%3D{schema}"
-    from suprhook.handlers.stores import usermaven_outbox
+    from suprhook.handlers.stores.db import open_database
 
-    for key in [k for k in usermaven_outbox._engines if schema in k[0]]:
-        usermaven_outbox._engines.pop(key).dispose()
+    open_database(f"{PG}?options=-csearch_path%3D{schema}").dispose()  # the outboxes' pooled connections
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()

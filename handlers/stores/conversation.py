@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from ...schemas import Event
 
-from .sqlite import ThreadLocalSQLite, sqlite_path
+from .db import ThreadLocalSQLite, sqlite_path
 
 LOCK_LEASE_SECONDS = 60.0  # a worker killed while holding a lock frees it after this
 LOCK_WAIT_SECONDS = 30.0
@@ -97,7 +97,7 @@ class ConversationStore(Protocol):
 class SQLiteConversations:
     def __init__(self, path: str | Path, ttl: int) -> None:
         self.ttl = ttl
-        self._conn = ThreadLocalSQLite(path, timeout=30)
+        self._conn = ThreadLocalSQLite(path, synchronous="FULL", busy_timeout=30)
         db = self._db()
         db.execute("CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, body TEXT NOT NULL,"
                    " expires_at REAL NOT NULL)")

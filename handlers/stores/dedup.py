@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from .sqlite import ThreadLocalSQLite, sqlite_path
+from .db import ThreadLocalSQLite, sqlite_path
 
 NEW, DUPLICATE, IN_FLIGHT = "new", "duplicate", "in_flight"
 LEASE_SECONDS = 30  # longer than any bounded enqueue
@@ -30,7 +30,7 @@ class SQLiteDedup:
 
     def __init__(self, path: str | Path, ttl: int) -> None:
         self.ttl = ttl
-        self._db = ThreadLocalSQLite(path, timeout=10, synchronous="NORMAL")
+        self._db = ThreadLocalSQLite(path, synchronous="NORMAL", busy_timeout=10)
         self._claims = 0
         self._conn().execute("CREATE TABLE IF NOT EXISTS dedup (event_id TEXT PRIMARY KEY,"
                              " committed INTEGER NOT NULL, expires_at REAL NOT NULL)")

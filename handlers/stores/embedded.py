@@ -12,13 +12,13 @@ import fcntl
 import logging
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from celery import Celery
 
-from .sqlite import sqlite_path
+from .db import connect, sqlite_path
 
 log = logging.getLogger("suprhook.embedded")
 
@@ -29,8 +29,7 @@ def prepare(broker_url: str, poll_interval: float) -> None:
 
     path = sqlite_path(broker_url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=30) as db:
-        db.execute("PRAGMA journal_mode=WAL")
+    connect(path).close()  # db.configure switches the file to WAL
     sqla_transport.Transport.polling_interval = poll_interval
 
 
@@ -56,7 +55,7 @@ def declare_queues(app: Celery) -> None:
 def purge_consumed(broker_url: str) -> int:
     """Delete messages a consumer has already taken (kombu marks them invisible, never deletes)."""
     try:
-        with sqlite3.connect(sqlite_path(broker_url), timeout=30) as db:
+        with closing(connect(sqlite_path(broker_url))) as db:
             return db.execute("DELETE FROM kombu_message WHERE visible = 0").rowcount
     except sqlite3.OperationalError as exc:  # table not created yet, or busy: next round
         log.debug("embedded broker cleanup skipped: %s", exc)
@@ -66,7 +65,7 @@ def purge_consumed(broker_url: str) -> int:
 def queue_depth(broker_url: str) -> int:
     """Messages waiting to be consumed (for readiness output and tests)."""
     try:
-        with sqlite3.connect(sqlite_path(broker_url), timeout=30) as db:
+        with closing(connect(sqlite_path(broker_url))) as db:
             return db.execute("SELECT count(*) FROM kombu_message WHERE visible = 1").fetchone()[0]
     except sqlite3.OperationalError:
         return 0

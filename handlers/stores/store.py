@@ -7,27 +7,22 @@ run that already succeeded is skipped, and one whose lease is live elsewhere wai
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import random
-import sqlite3
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam,
-                        create_engine, event as sa_event, or_, select, update)
+from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam, or_,
+                        select, update)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection
 
 from ...schemas import Event
 
-PENDING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED = "pending", "running", "succeeded", "failed", "dead", "skipped"
+from .db import DEAD, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, DatabaseUser, open_database
+
 DONE = (SUCCEEDED, SKIPPED)  # a run in one of these is never run again
 # Notification statuses in the order a notification moves through them; failed is terminal.
 STATUS_RANK = {"triggered": 0, "sent": 1, "delivered": 2, "seen": 3, "read": 3, "clicked": 4, "failed": 100}
@@ -103,119 +98,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
-class WriterLock:
-    """Serializes the event log's writers on one host: a thread lock inside a process, a POSIX record
-    lock (lockf) on `<db>.writelock` between processes. SQLite's own busy handler sleeps 1, 2, 5, 10,
-    15, 20, 25 ms... between tries, which turned brief overlaps between receivers' and workers' writes
-    into tens of milliseconds of latency; the kernel wakes a lockf waiter at once. lockf, not flock:
-    its lock belongs to the process, so a forked child (a Celery pool process) never inherits it and
-    it is released when its holder dies, however the holder's children live on."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self._per_pid: dict[int, tuple[threading.Lock, int | None]] = {}
-        self._setup = threading.Lock()
-
-    def _lock(self) -> tuple[threading.Lock, int | None]:
-        pid = os.getpid()  # a forked child gets its own: a lock held by another thread at fork stays held
-        held = self._per_pid.get(pid)
-        if held is None:
-            with self._setup:
-                held = self._per_pid.get(pid)
-                if held is None:
-                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666) if self.path else None
-                    held = self._per_pid[pid] = (threading.Lock(), fd)
-        return held
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        lock, fd = self._lock()
-        with lock:
-            if fd is None:
-                yield
-                return
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.lockf(fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        held = self._per_pid.pop(os.getpid(), None)
-        if held is not None and held[1] is not None:
-            os.close(held[1])
-
-
-def _begin_immediate(dbapi_conn: Any, deadline: float = 30.0) -> None:
-    """Take SQLite's write lock. Writers of this store hold the WriterLock already, so this waits only
-    for other writers of the file (a sweep, replay, the Usermaven outbox): retry every 0.1-2 ms."""
-    give_up, delay = time.monotonic() + deadline, 0.0001
-    while True:
-        try:
-            dbapi_conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > give_up:
-                raise
-        time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.002)
-
-
-def _sqlite_engine(url: str, **connect_args: Any) -> Engine:
-    engine = create_engine(url, connect_args=connect_args)
-
-    @sa_event.listens_for(engine, "connect")
-    def _wal(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-    return engine
-
-
-def _write_engine(url: str) -> Engine:
-    """SQLite writers: the driver's implicit BEGIN off, BEGIN IMMEDIATE with a fine-grained retry."""
-    engine = _sqlite_engine(url, timeout=0, isolation_level=None)
-
-    @sa_event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        _begin_immediate(conn.connection.dbapi_connection)
-
-    return engine
-
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        return _sqlite_engine(url, timeout=30)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-
-
-class EventStore:
+class EventStore(DatabaseUser):
     """The hot statements (record_accepted, begin_run, finish_run) are built once: SQLAlchemy then
-    reuses their compiled form, and each is a single upsert or a single UPDATE ... RETURNING."""
+    reuses their compiled form, and each is a single upsert or a single UPDATE ... RETURNING.
+    The database is `open_database(url)`'s (handlers/stores/db.py): one engine and, on a SQLite file, one
+    writer lock per process, shared with the Usermaven outbox on the same URL."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = _engine(url)
-        dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(self.engine.dialect.name)
+        db = open_database(url)
+        dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(db.dialect)
         if dialect is None:
-            raise ValueError(f"SUPRHOOK_STORE_URL: the event log runs on SQLite or PostgreSQL, "
-                             f"not {self.engine.dialect.name}")
-        is_sqlite = dialect is sqlite
-        database = self.engine.url.database if is_sqlite else None
-        on_disk = bool(database) and database != ":memory:" and "mode=memory" not in url
-        self._write_lock = WriterLock(f"{database}.writelock" if on_disk else None) if is_sqlite else None
-        # An in-memory database exists once per engine: write through the one that created the tables.
-        self._writer = _write_engine(url) if on_disk else self.engine
-        # Receivers and workers start together: without the lock, two processes both see no table and
-        # the second CREATE fails ("table suprhook_events already exists"; seen booting gunicorn -w 3).
-        with self._locked():
-            try:
-                metadata.create_all(self.engine)
-            except DBAPIError:  # PostgreSQL: another host created them between check and CREATE
-                metadata.create_all(self.engine)
+            raise ValueError(f"SUPRHOOK_STORE_URL: the event log runs on SQLite or PostgreSQL, not {db.dialect}")
+        super().__init__(url, metadata, eager=True)  # the tables exist before the first event
         # RETURNING, not rowcount, tells whether a row went in: PostgreSQL's rowcount for a skipped
         # ON CONFLICT DO NOTHING insert is not reliable through SQLAlchemy.
         self._insert_event = dialect.insert(events).on_conflict_do_nothing().returning(events.c.event_id)
@@ -245,14 +139,9 @@ class EventStore:
             runs.c.status != RUNNING, runs.c.lease_until.is_(None), runs.c.lease_until < bindparam("k_now"),
         )).values(status=PENDING, lease_until=None, updated_at=bindparam("k_now"))
 
-    def _locked(self) -> Any:
-        """This host's writers one at a time (SQLite); PostgreSQL needs no lock of ours."""
-        return self._write_lock() if self._write_lock is not None else nullcontext()
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self._locked(), self._writer.begin() as conn:
-            yield conn
+    def _writing(self) -> AbstractContextManager[Connection]:
+        """A write transaction; on SQLite under this host's writer lock for the file (see db.Database)."""
+        return self.db.writing()
 
     # -- receiver side -------------------------------------------------------------------------
     def record_accepted(self, event: Event, handlers: Iterable[str], body: bytes | str | None = None,
@@ -344,38 +233,36 @@ class EventStore:
                                                     "k_now": time.time()}).rowcount)
 
     def dispose(self) -> None:
-        """Close every pooled connection (and the writer lock's file)."""
-        self.engine.dispose()
-        if self._writer is not self.engine:
-            self._writer.dispose()
-        if self._write_lock is not None:
-            self._write_lock.close()
+        """Close every pooled connection (see db.Database.dispose: the engine is shared, and reconnects
+        when used again; the writer lock's file is closed once nothing in this process uses it)."""
+        self.db.dispose()
 
     def claim_expired(self, limit: int = 500) -> list[tuple[str, str]]:
         """Runs whose lease expired: the process running them stopped renewing it (it died), so they
-        are taken over at once, wherever their task message is."""
+        are taken over at once, wherever their task message is. Each is reopened (pending, no lease)
+        in the same statement that takes it: a second sweeper no longer matches it, and the sweep
+        re-sends its task without writing the row again (reopen_run is for `suprhook replay`)."""
         now = time.time()
-        # set pending in the same statement: a second sweeper no longer matches it
         return self._claim(and_(runs.c.status == RUNNING, runs.c.lease_until < now), limit,
                            {"status": PENDING, "lease_until": None, "updated_at": now})
 
     def claim_stale(self, pending_after: float, failed_after: float, limit: int = 500,
                     handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
         """Runs left pending, or failed without a retry, for too long (only of `handlers`, when
-        given). Their updated_at is bumped in the same statement, so two sweepers never take the
-        same run."""
+        given). Each is reopened (pending) and its updated_at bumped in the same statement, so two
+        sweepers never take the same run and the sweep needs no reopen_run."""
         now = time.time()
         stale = or_(
             and_(runs.c.status == PENDING, runs.c.updated_at < now - pending_after),
             and_(runs.c.status == FAILED, runs.c.updated_at < now - failed_after),
         )
-        return self._claim(stale, limit, {"updated_at": now}, handlers)
+        return self._claim(stale, limit, {"status": PENDING, "updated_at": now}, handlers)
 
     def _claim(self, stale: Any, limit: int, values: dict[str, Any],
                handlers: Iterable[str] | None = None) -> list[tuple[str, str]]:
         if handlers is not None:
             stale = and_(stale, runs.c.handler.in_(list(handlers)))
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             keys = conn.execute(select(runs.c.event_id, runs.c.handler).where(stale).limit(limit)).all()
             taken = []
             for event_id, handler in keys:

@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import requests
-from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, create_engine, delete,
-                        func, insert, select, update)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, delete, func, insert,
+                        select, update)
+from sqlalchemy.exc import IntegrityError
+
+from .db import DEAD, PENDING, SENT, DatabaseUser
 
 log = logging.getLogger("suprhook.usermaven")
-PENDING, SENT, DEAD = "pending", "sent", "dead"
 TRANSIENT_4XX = (408, 425, 429)
 _TOKEN = re.compile(r"(token=)[^&\s'\"]+")
 
@@ -63,55 +61,24 @@ class _RedactTokenFilter(logging.Filter):
 
 
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactTokenFilter())
-_engines: dict[tuple[str, int], Engine] = {}  # a forked child keeps (never touches) its parent's engines
-_engines_lock = threading.Lock()
+class Outbox(DatabaseUser):
+    """The outbox table: add rows, claim due rows with a lease, record each batch's outcome.
 
-
-def _new_lock_after_fork() -> None:
-    """A pool child forked while the flusher thread held the lock would otherwise wait on it forever."""
-    global _engines_lock
-    _engines_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_lock_after_fork)
-
-
-def _engine(url: str) -> Engine:
-    """One engine per store URL and process (a forked pool child never reuses its parent's connections)."""
-    key = (url, os.getpid())
-    with _engines_lock:
-        if key not in _engines:
-            if url.startswith("sqlite:///"):
-                Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"timeout": 30})
-            else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=3)
-            try:
-                metadata.create_all(engine)
-            except SQLAlchemyError:  # another process created it at the same moment
-                metadata.create_all(engine)
-            _engines[key] = engine
-        return _engines[key]
-
-
-class Outbox:
-    """The outbox table: add rows, claim due rows with a lease, record each batch's outcome."""
+    It lives in the event log's database, opened through the same `open_database(url)` (handlers/stores/
+    db.py): one engine per process for both, and on SQLite every write here takes the event log's writer
+    lock too. The table is created on first use (a receiver that never records an event never opens it)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-
-    @property
-    def engine(self) -> Engine:
-        return _engine(self.url)
+        super().__init__(url, metadata)
 
     def add(self, event_id: str, body: dict[str, Any]) -> bool:
         """Record an event to send; False when it is already recorded (a re-run, a replay)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             if conn.execute(select(outbox.c.id).where(outbox.c.event_id == event_id)).first() is not None:
                 return False
         try:
-            with self.engine.begin() as conn:
+            with self.db.writing() as conn:
                 conn.execute(insert(outbox).values(event_id=event_id, body=json.dumps(body), status=PENDING,
                                                    attempts=0, created_at=now, due_at=now, updated_at=now))
         except IntegrityError:
@@ -130,7 +97,7 @@ class Outbox:
     def claim(self, limit: int, lease: float) -> tuple[str, list[Any]]:
         """Lease up to `limit` due rows (oldest first) to one token; no other flusher gets them meanwhile."""
         now, token = time.time(), uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        with self.db.writing() as conn:
             ids = list(conn.execute(select(outbox.c.id).where(self._due(now)).order_by(outbox.c.id)
                                     .limit(limit)).scalars())
             if not ids:
@@ -150,24 +117,24 @@ class Outbox:
                                   "error": redact(error)[:2000] if error else None}
         if status == PENDING:
             values.update(attempts=outbox.c.attempts + 1, due_at=now + delay)
-        with self.engine.begin() as conn:
+        with self.db.writing() as conn:
             conn.execute(update(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.claim == token).values(**values))
 
     def extend(self, token: str, ids: Sequence[int], lease: float) -> None:
         """Renew the lease on rows still being worked on (a batch re-sent row by row takes a while)."""
-        with self.engine.begin() as conn:
+        with self.db.writing() as conn:
             conn.execute(update(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.claim == token)
                          .values(due_at=time.time() + lease))
 
     def purge_sent(self, older_than: float) -> int:
-        with self.engine.begin() as conn:
+        with self.db.writing() as conn:
             return conn.execute(delete(outbox).where(outbox.c.status == SENT,
                                                      outbox.c.updated_at < time.time() - older_than)).rowcount
 
     def requeue_dead(self) -> int:
         """Send dead rows again (after fixing the token or the configuration)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.db.writing() as conn:
             return conn.execute(update(outbox).where(outbox.c.status == DEAD).values(
                 status=PENDING, attempts=0, due_at=now, claim=None, updated_at=now)).rowcount
 

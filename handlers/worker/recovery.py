@@ -17,9 +17,10 @@ log = logging.getLogger("suprhook.recovery")
 
 
 def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: Settings,
-               pairs: Iterable[tuple[str, str]]) -> tuple[int, list[str]]:
+               pairs: Iterable[tuple[str, str]], reopen: bool = True) -> tuple[int, list[str]]:
     """Send a task for each (event_id, handler); returns (sent, problems). The worker's run
-    bookkeeping skips any run that has succeeded meanwhile, so sending twice is harmless."""
+    bookkeeping skips any run that has succeeded meanwhile, so sending twice is harmless.
+    `reopen=False`: the runs were reopened already, by the sweep's claim (see sweep_once)."""
     sent, problems = 0, []
     for event_id, name in pairs:
         payload = store.body(event_id)
@@ -31,7 +32,7 @@ def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: 
         if payload is None:
             problems.append(f"{event_id}: not in the event log")
             continue
-        if not store.reopen_run(event_id, name):  # it succeeded meanwhile, or is running under a live lease
+        if reopen and not store.reopen_run(event_id, name):  # it succeeded meanwhile, or runs under a live lease
             continue
         celery.send_task(handler.task_name, args=[task_message(event_id, payload)],
                          queue=handler.queue or settings.default_queue)
@@ -58,6 +59,12 @@ def sweep_once(store: EventStore, celery: Celery, registry: Registry, settings: 
       (a SIGKILLed worker's prefetched messages on the embedded broker, kombu's Redis BRPOP gap, a
       broker dying mid-delivery). A run whose queue still holds messages is most likely waiting in
       that backlog, so it is left alone rather than queued twice.
+
+    Each run is taken and reopened (pending) by one conditional UPDATE (claim_expired, claim_stale),
+    not claimed and then reopened by a second write: the claim's condition is the reopen's (not done,
+    no live lease) at that instant, and a holder that still renews its lease never matches it. If a
+    redelivered copy claims the run between the claim and the send, the sent task finds a live lease
+    (it waits) or a success (it skips): begin_run, not the sweep, keeps success exactly-once.
     """
     sent = _resend(store, celery, registry, settings, store.claim_expired(), "whose lease expired")
     drained = {h.name for h in registry if queue_depth(celery, h.queue or settings.default_queue) == 0}
@@ -73,7 +80,7 @@ def _resend(store: EventStore, celery: Celery, registry: Registry, settings: Set
             runs: list[tuple[str, str]], why: str) -> int:
     if not runs:
         return 0
-    sent, problems = redispatch(store, celery, registry, settings, runs)
+    sent, problems = redispatch(store, celery, registry, settings, runs, reopen=False)
     for problem in problems:
         log.warning("recovery: %s", problem)
     log.warning("recovery: re-dispatched %d handler runs %s", sent, why)
