@@ -1,4 +1,4 @@
-"""The Celery app: JSON only, late acks, bounded publishing, one task per registered handler."""
+"""The Celery app: JSON only, late acks, bounded publishing, a queue for every handler queue; it binds no task."""
 from __future__ import annotations
 
 from typing import Any

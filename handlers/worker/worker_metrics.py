@@ -1,4 +1,4 @@
-"""A worker's logs and metrics, set up by `worker_app` before anything imports prometheus_client.
+"""A worker's logs and metrics, set up by `suprhook.compose.build_worker` before anything imports prometheus_client.
 
 With `SUPRHOOK_LOG_FORMAT=json` (production's default) every line the worker writes is one JSON object
 (`json_worker_logs`): Celery's own lines ("Task ... received", "... succeeded in", tracebacks as `exc`)
