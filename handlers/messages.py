@@ -1,10 +1,15 @@
 """The contract between the receiver and the worker: the message of a handler task, its deterministic task id,
-and which inbound messages run no handler at all (our own sends echoed back). Both sides import it; it imports
-neither."""
+which inbound messages run no handler at all (our own sends echoed back), and the entries of the event-log
+stream. Both sides import it; it imports neither."""
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlparse
 
 from ..schemas import Event
 
@@ -41,3 +46,76 @@ def is_echo(event: Event, own_numbers: tuple[str, ...] = ()) -> bool:
     raw = event.vendor.raw if isinstance(event.vendor.raw, dict) else {}
     direction = str(raw.get("direction") or raw.get("Direction") or "").lower()
     return direction.startswith("outbound") or bool(raw.get("is_echo"))
+
+
+# --------------------------------------------------------------------------------------------------
+# The event-log stream: on Redis the receiver's one durable write appends the event here, in the same
+# atomic call that dedups and enqueues it; the worker's log writer drains it into the event log in batches.
+
+
+def same_redis(broker_url: str, dedup_url: str) -> bool:
+    """True when both URLs name one Redis server and database (one script then touches both key sets)."""
+    a, b = urlparse(broker_url), urlparse(dedup_url)
+    if a.scheme not in ("redis", "rediss") or a.scheme != b.scheme:
+        return False
+    return (a.hostname, a.port or 6379, (a.path or "/0").strip("/") or "0") == \
+        (b.hostname, b.port or 6379, (b.path or "/0").strip("/") or "0")
+
+
+def queue_first(settings: Any) -> bool:
+    """Does the receiver write only to the broker (Redis for both broker and dedup, the fast path on)? Then
+    the event log is written off the request path, from the log stream."""
+    return bool(settings.redis_fastpath) and same_redis(settings.broker_url, settings.dedup_url)
+
+
+def log_stream_key(settings: Any) -> str:
+    """The Redis stream of accepted events not yet in the event log (one per deployment's default queue)."""
+    return f"suprhook:eventlog:{settings.default_queue}"
+
+
+def log_entry(event: Event, handlers: Iterable[str], body: bytes | str | None,
+              headers: Mapping[str, str] | None, received_at: float | None = None) -> dict[str, bytes]:
+    """The stream entry of an accepted event: what `EventStore.record_logged` writes, without re-validating."""
+    meta = {"type": event.event_type, "channel": event.channel, "status": event.status,
+            "nid": event.reference.supr_nid, "distinct_id": event.distinct_id, "is_status": event.is_status,
+            "status_at": event.timestamp.isoformat() if event.timestamp else None, "handlers": list(handlers),
+            "received_at": time.time() if received_at is None else received_at}
+    raw = body if body is not None else json.dumps(event.raw)
+    return {"id": event.event_id.encode(), "meta": json.dumps(meta).encode(),
+            "body": raw if isinstance(raw, bytes) else raw.encode(),
+            "headers": json.dumps(dict(headers or {})).encode()}
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An accepted event as the event log records it (from a stream entry, or from an `Event` directly)."""
+
+    event_id: str
+    received_at: datetime
+    event_type: str
+    channel: str
+    status: str | None
+    supr_nid: str | None
+    distinct_id: str | None
+    is_status: bool
+    status_at: datetime | None
+    handlers: tuple[str, ...]
+    body: str
+    headers: str
+
+    @classmethod
+    def from_entry(cls, fields: Mapping[bytes, bytes]) -> "LoggedEvent":
+        meta = json.loads(fields[b"meta"])
+        return cls(fields[b"id"].decode(), datetime.fromtimestamp(meta["received_at"], timezone.utc), meta["type"],
+                   meta["channel"], meta["status"], meta["nid"], meta["distinct_id"], bool(meta["is_status"]),
+                   datetime.fromisoformat(meta["status_at"]) if meta["status_at"] else None,
+                   tuple(meta["handlers"]), fields[b"body"].decode("utf-8", "surrogateescape"),
+                   fields[b"headers"].decode())
+
+    @classmethod
+    def from_event(cls, event: Event, handlers: Iterable[str], body: bytes | str | None,
+                   headers: Mapping[str, str] | None) -> "LoggedEvent":
+        text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body or json.dumps(event.raw)
+        return cls(event.event_id, datetime.now(timezone.utc), event.event_type, event.channel, event.status,
+                   event.reference.supr_nid, event.distinct_id, event.is_status, event.timestamp, tuple(handlers),
+                   text, json.dumps(dict(headers or {})))

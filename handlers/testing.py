@@ -280,7 +280,7 @@ def _dispatch(payload: Any, registry: Registry, runtime: WorkerRuntime, recorder
     matched = _select(registry.match(event), handlers)
     store = runtime.event_store()
     store.record_accepted(event, [h.name for h in matched])  # for event.timeline, as the receiver logs it
-    event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
+    event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid, event))
     outcomes = Outcomes((_run_one(h, event, runtime, recorder, attempt) for h in matched), event)
     if raise_errors and outcomes.failed:
         raise outcomes.failed[0].exception  # type: ignore[misc]
@@ -333,7 +333,7 @@ def drain(celery: Celery, registry: Registry, settings: Settings, recorder: Foll
                     body = args[0]
                     event = load_event(body["payload"], event_id=body["event_id"])
                     event = dataclasses.replace(event, timeline=Timeline(runtime.event_store(),
-                                                                          event.reference.supr_nid))
+                                                                          event.reference.supr_nid, event))
                     outcomes.append(_run_one(handler, event, runtime, recorder, 0))
             finally:
                 queue.close()

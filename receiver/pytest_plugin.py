@@ -155,7 +155,9 @@ def suprhook_app(suprhook_config: dict[str, str], suprhook_registry: "Registry")
     app = create_app(suprhook_config, registry=suprhook_registry)
     app.test_client_class = SuprhookClient
     yield app
-    app.extensions["suprhook"].dispatcher.store.dispose()
+    store = app.extensions["suprhook"].dispatcher.store
+    if store is not None:
+        store.dispose()
 
 
 @pytest.fixture

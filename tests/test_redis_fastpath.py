@@ -14,7 +14,7 @@ import redis
 
 from suprhook.handlers import Registry
 from suprhook.handlers.stores.dedup import DUPLICATE, IN_FLIGHT, NEW
-from suprhook.handlers.web.redis_fastpath import same_redis
+from suprhook.handlers.messages import same_redis
 from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_status, stack_config, wait_until
@@ -75,25 +75,33 @@ def test_messages_are_the_ones_send_task_writes(tmp_path):
 
 
 def test_accept_is_atomic_and_remembers_only_what_it_queued(tmp_path):
+    """Dedup, enqueue and the event-log stream entry go together: a failed script leaves no dedup key and no
+    log entry (the sender's retry is accepted), a duplicate adds neither a message nor a log entry."""
+    from suprhook.handlers.messages import log_entry
+    from suprhook.schemas import load_event
+
     app, config = _app(tmp_path)
     fast, queue = app.extensions["suprhook"].dispatcher.fastpath, config["SUPRHOOK_QUEUE"]
     client = redis.Redis.from_url(REDIS)
     event_id, bad_queue = f"evt_{uuid.uuid4().hex}", f"{queue}-wrongtype"
+    entry = log_entry(load_event(make_status()), ["h"], b"{}", {})
     try:
         client.set(bad_queue, "not a list")  # a push that fails inside the script
         with pytest.raises(redis.ResponseError):
-            fast.accept(event_id, [(queue, b"m1"), (bad_queue, b"m2")])
+            fast.accept(event_id, [(queue, b"m1"), (bad_queue, b"m2")], entry)
         assert client.get(fast.prefix + event_id) is None  # not remembered: the sender's retry is taken
+        assert client.xlen(fast.log_stream) == 0  # nor logged: a 503 means nothing was kept
         client.delete(queue)
-        assert fast.accept(event_id, [(queue, b"m1")]) == NEW
-        assert fast.accept(event_id, [(queue, b"m1")]) == DUPLICATE
+        assert fast.accept(event_id, [(queue, b"m1")], entry) == NEW
+        assert fast.accept(event_id, [(queue, b"m1")], entry) == DUPLICATE
         assert client.lrange(queue, 0, -1) == [b"m1"]  # queued once
+        assert client.xlen(fast.log_stream) == 1  # logged once
         assert 0 < client.ttl(fast.prefix + event_id) <= fast.ttl
         lease = f"evt_{uuid.uuid4().hex}"
         client.set(fast.prefix + lease, b"0", ex=30)  # a two-phase receiver holds this one
-        assert fast.accept(lease, [(queue, b"m")]) == IN_FLIGHT
+        assert fast.accept(lease, [(queue, b"m")], entry) == IN_FLIGHT
     finally:
-        client.delete(queue, bad_queue, fast.prefix + event_id)
+        client.delete(queue, bad_queue, fast.prefix + event_id, fast.log_stream)
 
 
 def test_a_worker_runs_what_the_fast_path_queued(tmp_path):
@@ -112,7 +120,10 @@ def test_a_worker_runs_what_the_fast_path_queued(tmp_path):
         assert server.post(payload).json() == {"status": "duplicate", "event_id": event_id}
         runs = worker.wait_runs(event_id, 2)
         assert sorted(r["handler"] for r in runs) == ["catch_all", "on_status"]
-        store = app.extensions["suprhook"].dispatcher.store
+        assert app.extensions["suprhook"].dispatcher.store is None  # queue-first: the receiver never opens it
+        from suprhook.compose import event_log
+
+        store = event_log(app.extensions["suprhook"].settings)  # filled by the worker's log writer
         assert wait_until(lambda: [(r["status"], r["attempts"]) for r in store.select_runs(event_ids=[event_id])]
                           == [("succeeded", 1), ("succeeded", 1)])
     finally:
@@ -127,9 +138,13 @@ def test_a_zero_ttl_queues_and_remembers_nothing(tmp_path):
     app, config = _app(tmp_path, SUPRHOOK_DEDUP_TTL="0")
     fast, queue = app.extensions["suprhook"].dispatcher.fastpath, config["SUPRHOOK_QUEUE"]
     client, event_id = redis.Redis.from_url(REDIS), f"evt_{uuid.uuid4().hex}"
+    from suprhook.handlers.messages import log_entry
+    from suprhook.schemas import load_event
+
+    entry = log_entry(load_event(make_status()), ["h"], b"{}", {})
     try:
-        assert fast.accept(event_id, [(queue, b"m")]) == NEW
-        assert fast.accept(event_id, [(queue, b"m")]) == NEW
+        assert fast.accept(event_id, [(queue, b"m")], entry) == NEW
+        assert fast.accept(event_id, [(queue, b"m")], entry) == NEW
         assert client.llen(queue) == 2 and client.get(fast.prefix + event_id) is None
     finally:
-        client.delete(queue)
+        client.delete(queue, fast.log_stream)

@@ -12,7 +12,7 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam, or_,
                         select, update)
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from ...schemas import Event
 
+from ..messages import LoggedEvent
 from .db import DEAD, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, DatabaseUser, open_database
 
 DONE = (SUCCEEDED, SKIPPED)  # a run in one of these is never run again
@@ -72,18 +73,35 @@ class TimelineEntry:
 
 
 class Timeline:
-    """`event.timeline` in a handler: the notification's status history and forward-only current status."""
+    """`event.timeline` in a handler: the notification's status history and forward-only current status.
 
-    def __init__(self, store: "EventStore", supr_nid: str | None) -> None:
+    With `event`, that event counts whether or not the event log has it yet: queue-first, the log writer
+    may record it a moment after its handlers start."""
+
+    def __init__(self, store: "EventStore", supr_nid: str | None, event: Event | None = None) -> None:
         self._store, self.supr_nid = store, supr_nid
+        own = event is not None and event.is_status and event.status and event.reference.supr_nid == supr_nid
+        self._own = TimelineEntry(event.status, event.timestamp, event.event_id) if own else None  # type: ignore
 
     @property
     def current(self) -> str | None:
-        return self._store.current_status(self.supr_nid) if self.supr_nid else None
+        stored = self._store.current_status(self.supr_nid) if self.supr_nid else None
+        own = self._own
+        if own is None or STATUS_RANK.get(own.status) is None:
+            return stored
+        if stored is None or (STATUS_RANK[own.status] > STATUS_RANK.get(stored, -1)
+                              and STATUS_RANK.get(stored, -1) < STATUS_RANK["failed"]):
+            return own.status
+        return stored
 
     @property
     def history(self) -> list[TimelineEntry]:
-        return self._store.history(self.supr_nid) if self.supr_nid else []
+        entries = self._store.history(self.supr_nid) if self.supr_nid else []
+        own = self._own
+        if own is not None and all(e.event_id != own.event_id for e in entries):
+            later = [i for i, e in enumerate(entries) if own.at is not None and e.at is not None and e.at > own.at]
+            entries.insert(later[0] if later else len(entries), own)  # where the log will have it
+        return entries
 
     def __repr__(self) -> str:
         return f"Timeline({self.supr_nid!r}, current={self.current!r})"
@@ -148,28 +166,39 @@ class EventStore(DatabaseUser):
                         headers: Mapping[str, str] | None = None) -> None:
         """Log the event, a pending run per handler, and its notification status, in one transaction.
         Idempotent: a redelivered event adds nothing."""
-        now, received = time.time(), _now()
-        text = body.decode("utf-8") if isinstance(body, bytes) else body or json.dumps(event.raw)
-        nid = event.reference.supr_nid
-        pending = [{"event_id": event.event_id, "handler": name, "status": PENDING, "attempts": 0, "updated_at": now}
-                   for name in handlers]
+        self.record_logged([LoggedEvent.from_event(event, handlers, body, headers)])
+
+    def record_logged(self, logged: Sequence[LoggedEvent]) -> int:
+        """`record_accepted` for a batch (the log writer's, from the event-log stream), in one transaction;
+        how many events were new. Events already logged add nothing, and a run the worker claimed before its
+        event was logged keeps its state (runs are inserted only where none exists)."""
+        if not logged:
+            return 0
+        now = time.time()
+        rows = {e.event_id: e for e in logged}
         with self._writing() as conn:
-            new = conn.execute(self._insert_event, {
-                "event_id": event.event_id, "received_at": received, "event_type": event.event_type,
-                "channel": event.channel, "status": event.status, "supr_nid": nid, "distinct_id": event.distinct_id,
-                "body": text, "headers": json.dumps(dict(headers or {}))}).first() is not None
-            if not new:  # already logged (a redelivery, or a retry after a 503): its runs are there too
-                return
-            if event.is_status and nid and event.status:
-                conn.execute(self._insert_timeline, {"supr_nid": nid, "event_id": event.event_id,
-                                                     "status": event.status, "status_at": event.timestamp,
-                                                     "recorded_at": received})
-                rank = STATUS_RANK.get(event.status)
-                if rank is not None:  # an unknown word is kept in the history but never moves the status
-                    conn.execute(self._advance_status, {"supr_nid": nid, "current_status": event.status,
-                                                        "rank": rank, "updated_at": received})
+            new = {row.event_id for row in conn.execute(self._insert_event, [{
+                "event_id": e.event_id, "received_at": e.received_at, "event_type": e.event_type,
+                "channel": e.channel, "status": e.status, "supr_nid": e.supr_nid, "distinct_id": e.distinct_id,
+                "body": e.body, "headers": e.headers} for e in rows.values()])}
+            if not new:  # all already logged (redeliveries, or a batch written before a crash): runs are there too
+                return 0
+            fresh = [e for e in rows.values() if e.event_id in new]
+            statuses = [e for e in fresh if e.is_status and e.supr_nid and e.status]
+            if statuses:
+                conn.execute(self._insert_timeline, [{"supr_nid": e.supr_nid, "event_id": e.event_id,
+                                                      "status": e.status, "status_at": e.status_at,
+                                                      "recorded_at": e.received_at} for e in statuses])
+                for e in statuses:  # one at a time: two statuses of one notification in a batch both count
+                    rank = STATUS_RANK.get(e.status)
+                    if rank is not None:  # an unknown word is kept in the history but never moves the status
+                        conn.execute(self._advance_status, {"supr_nid": e.supr_nid, "current_status": e.status,
+                                                            "rank": rank, "updated_at": e.received_at})
+            pending = [{"event_id": e.event_id, "handler": name, "status": PENDING, "attempts": 0, "updated_at": now}
+                       for e in fresh for name in e.handlers]
             if pending:
                 conn.execute(self._insert_run, pending)
+        return len(new)
 
     # -- worker side ---------------------------------------------------------------------------
     def begin_run(self, event_id: str, handler: str, lease: float) -> int:

@@ -1,4 +1,8 @@
-"""Accepting an event: log it, then dedup and enqueue one task per matching handler. Used by the receiver."""
+"""Accepting an event: dedup, log and enqueue one task per matching handler, exactly once. Used by the receiver.
+
+Queue-first on Redis (broker and dedup on one Redis, `messages.queue_first`): one atomic script dedups,
+enqueues and appends the event to the event-log stream; nothing else is written on the request path.
+On any other broker: dedup claim -> event log -> publish -> commit."""
 from __future__ import annotations
 
 import logging
@@ -13,12 +17,12 @@ from ...schemas.vendors import record_drift
 
 from ..errors import EnqueueError, InFlight
 from ..observability import metrics
-from ..messages import is_echo, task_id, task_message
+from ..messages import is_echo, log_entry, log_stream_key, queue_first, task_id, task_message
 from ..registry import Handler, Registry
 from ..settings import Settings, redact_url
 from ..stores.dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup
 from ..stores.store import EventStore
-from .redis_fastpath import RedisFastPath, same_redis
+from .redis_fastpath import RedisFastPath
 
 log = logging.getLogger("suprhook.dispatch")
 
@@ -32,12 +36,15 @@ class Outcome:
 
 class Dispatcher:
     def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore,
-                 store: EventStore) -> None:
+                 store: EventStore | None) -> None:
+        """`store`: the event log, written here on the two-phase path; None queue-first, where the worker's
+        log writer fills it from the stream (then the web process never opens it)."""
         self.settings, self.registry, self.celery, self.dedup, self.store = settings, registry, celery, dedup, store
         self.fastpath: RedisFastPath | None = None
-        if settings.redis_fastpath and isinstance(dedup, RedisDedup) \
-                and same_redis(settings.broker_url, settings.dedup_url):
-            self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl)
+        if queue_first(settings) and isinstance(dedup, RedisDedup):
+            self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl, log_stream_key(settings))
+        elif store is None:
+            raise ValueError("the two-phase path writes the event log: a store is required")
 
     def submit(self, event: Event, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> Outcome:
         """Log `event` and enqueue it for every matching handler, exactly once per event id."""
@@ -55,18 +62,17 @@ class Dispatcher:
 
     def _submit_atomic(self, event: Event, handlers: list[Handler], body: bytes | None,
                        headers: Mapping[str, str] | None) -> str:
-        """Broker and dedup on one Redis: log, then dedup + enqueue in one atomic round trip."""
+        """Broker and dedup on one Redis: dedup + enqueue + log stream in one atomic round trip, no SQL."""
         try:
-            # Logged first (idempotently): a crash before the enqueue leaves pending runs for the sweep.
-            self.store.record_accepted(event, [h.name for h in handlers], body, headers)
+            entry = log_entry(event, [h.name for h in handlers], body, headers)
             message = task_message(event.event_id, event.raw)
             batch = []
             for handler in handlers:
                 queue = handler.queue or self.settings.default_queue
                 batch.append((queue, self.fastpath.message(handler.task_name, task_id(event.event_id, handler.name),
                                                            message, queue, event.event_id)))
-            claim = self.fastpath.accept(event.event_id, batch)
-        except Exception as exc:  # Redis or the store is down: nothing was queued, the sender retries
+            claim = self.fastpath.accept(event.event_id, batch, entry)
+        except Exception as exc:  # Redis is down: nothing was queued or logged, the sender retries
             log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
             metrics.ENQUEUE_ERRORS.inc()
             raise EnqueueError(str(exc)) from exc
@@ -90,7 +96,7 @@ class Dispatcher:
         try:
             message = task_message(event.event_id, event.raw)
             # Logged before it is published: a crash between the two leaves pending runs for replay.
-            self.store.record_accepted(event, [h.name for h in handlers], body, headers)
+            self.store.record_accepted(event, [h.name for h in handlers], body, headers)  # type: ignore[union-attr]
             for handler in handlers:
                 self.celery.send_task(
                     handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,
@@ -123,7 +129,8 @@ class Dispatcher:
             problems["broker"] = None
         except Exception as exc:
             problems["broker"] = exc
-        for name, ping in (("dedup", self.dedup.ping), ("store", self.store.ping)):
+        checks = [("dedup", self.dedup.ping)] + ([("store", self.store.ping)] if self.store is not None else [])
+        for name, ping in checks:
             try:
                 ping()
                 problems[name] = None
@@ -133,8 +140,13 @@ class Dispatcher:
 
     def ready(self) -> dict[str, str]:
         """For the public `/readyz`: {"broker": "ok" | "unreachable: connection refused" | ..., "dedup": ...,
-        "store": ...}, a short reason per failing check, never a host, a URL or a credential (`public_reason`)."""
-        return {name: "ok" if exc is None else public_reason(exc) for name, exc in self.probe().items()}
+        "store": ...}, a short reason per failing check, never a host, a URL or a credential (`public_reason`).
+        Queue-first (the Redis fast path), the event log is not on the request path: a down or slow event log
+        delays the log, never a webhook, so it is not a readiness check."""
+        problems = self.probe()
+        if self.fastpath is not None:
+            problems.pop("store", None)
+        return {name: "ok" if exc is None else public_reason(exc) for name, exc in problems.items()}
 
 
 # Why a store could not be reached, in words safe for a public answer: (what to look for in the exception's

@@ -1,9 +1,10 @@
-"""Dedup and enqueue in one Redis round trip, when the broker and the dedup store are the same Redis.
+"""Dedup, enqueue and log in one Redis round trip, when the broker and the dedup store are the same Redis.
 
-A Lua script sets the event's dedup key and LPUSHes one Celery message per handler atomically:
-the event counts as accepted if and only if its tasks are queued, so there is no lease, no commit
-and no release to lose between steps, and the request costs one round trip instead of four
-(claim, publish, commit, plus kombu's per-publish client setup). Messages are built by Celery's own
+A Lua script sets the event's dedup key, LPUSHes one Celery message per handler and appends the event to
+the event-log stream atomically: the event counts as accepted if and only if its tasks are queued and it
+is in the stream, so there is no lease, no commit and no release to lose between steps, and the request
+costs one round trip and no SQL write (the worker's log writer, handlers/worker/log_writer.py, moves the
+stream into the event log in batches). Messages are built by Celery's own
 protocol-2 builder (`app.amqp.as_task_v2`) and wrapped in kombu's Redis envelope exactly as
 `send_task` would (see tests/test_redis_fastpath.py, which compares the two and runs a worker on them).
 """
@@ -11,41 +12,34 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any, Sequence
-from urllib.parse import urlparse
+from typing import Any, Mapping, Sequence
 
 from celery import Celery
 from kombu.serialization import dumps
 
 from ..stores.dedup import DUPLICATE, IN_FLIGHT, NEW
 
-# KEYS[1] = dedup key, KEYS[2..] = queues; ARGV[1] = dedup TTL, ARGV[2..] = messages.
-# An existing "0" is a two-phase lease taken by a receiver on the other dedup path: in flight.
-# The key is set last: Redis does not roll a script back, so should a push fail (a queue key of the
-# wrong type), the event is not remembered and the sender's retry is accepted (a task pushed twice
-# is skipped by the run bookkeeping; one never pushed would wait for the recovery sweep).
-# SUPRHOOK_DEDUP_TTL=0 remembers nothing (the run bookkeeping alone then stops repeats).
+# KEYS[1] = dedup key, KEYS[2] = the event-log stream, KEYS[3..] = queues; ARGV[1] = dedup TTL, ARGV[2..9] =
+# the log entry's field/value pairs, ARGV[10..] = messages. An existing "0" is a two-phase lease taken by a
+# receiver on the other dedup path: in flight. The key is set last: Redis does not roll a script back, so
+# should a push fail (a queue key of the wrong type), the event is not remembered and the sender's retry is
+# accepted (a task pushed twice is skipped by the run bookkeeping). SUPRHOOK_DEDUP_TTL=0 remembers nothing
+# (the run bookkeeping alone then stops repeats). The stream entry is the event log's copy: the worker's log
+# writer moves it into SQL, so the request makes this one write and no other.
 _ACCEPT = """
 local seen = redis.call('GET', KEYS[1])
 if seen then return seen end
-for i = 2, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i]) end
+for i = 3, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i + 7]) end
+redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end
 return false
 """
-
-
-def same_redis(broker_url: str, dedup_url: str) -> bool:
-    """True when both URLs name one Redis server and database (the script touches both key sets)."""
-    a, b = urlparse(broker_url), urlparse(dedup_url)
-    if a.scheme not in ("redis", "rediss") or a.scheme != b.scheme:
-        return False
-    return (a.hostname, a.port or 6379, (a.path or "/0").strip("/") or "0") == \
-        (b.hostname, b.port or 6379, (b.path or "/0").strip("/") or "0")
+LOG_FIELDS = ("id", "meta", "body", "headers")  # the stream entry's fields, in the script's order
 
 
 class RedisFastPath:
-    def __init__(self, celery: Celery, dedup_client: Any, prefix: str, ttl: int) -> None:
-        self.celery, self.prefix, self.ttl = celery, prefix, ttl
+    def __init__(self, celery: Celery, dedup_client: Any, prefix: str, ttl: int, log_stream: str) -> None:
+        self.celery, self.prefix, self.ttl, self.log_stream = celery, prefix, ttl, log_stream
         self.client = dedup_client
         self._accept = dedup_client.register_script(_ACCEPT)
 
@@ -64,10 +58,12 @@ class RedisFastPath:
         _, _, data = dumps(envelope, serializer="json")
         return data.encode() if isinstance(data, str) else data
 
-    def accept(self, event_id: str, messages: Sequence[tuple[str, bytes]]) -> str:
-        """NEW (queued now), DUPLICATE (queued before) or IN_FLIGHT; `messages` are (queue, message)."""
-        seen = self._accept(keys=[self.prefix + event_id, *(q for q, _ in messages)],
-                            args=[self.ttl, *(m for _, m in messages)])
+    def accept(self, event_id: str, messages: Sequence[tuple[str, bytes]], entry: Mapping[str, bytes]) -> str:
+        """NEW (queued and logged now), DUPLICATE (before) or IN_FLIGHT; `messages` are (queue, message),
+        `entry` the event-log stream entry (`messages.log_entry`)."""
+        pairs = [x for name in LOG_FIELDS for x in (name, entry[name])]
+        seen = self._accept(keys=[self.prefix + event_id, self.log_stream, *(q for q, _ in messages)],
+                            args=[self.ttl, *pairs, *(m for _, m in messages)])
         if seen is None:
             return NEW
         return DUPLICATE if seen == b"1" else IN_FLIGHT

@@ -90,7 +90,7 @@ def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
         if not attempt:
             report("duplicate", task.request.retries, event)  # it already succeeded (or is dead)
             return
-        event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid))
+        event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid, event))
         started = time.perf_counter()
         with runtime.leases().hold(event.event_id, handler.name, attempt):
             try:

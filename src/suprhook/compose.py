@@ -7,8 +7,8 @@
   SuprSend SDK, the lease heartbeat): `python -c "import suprhook.wsgi, sys; assert 'suprsend' not in
   sys.modules"` holds.
 - `build_worker`: the worker: its logs and metrics, the Celery app with one task per handler, the
-  per-process `WorkerRuntime` (event log, conversations, leases, SuprSend client), the recovery sweep,
-  the Usermaven flusher, and the pool processes' SIGTERM guard.
+  per-process `WorkerRuntime` (event log, conversations, leases, SuprSend client), the event log's writer
+  (queue-first on Redis), the recovery sweep, the Usermaven flusher, and the pool processes' SIGTERM guard.
 
 `init_app`, `suprhook.celery_worker`, `suprhook check-config` and the testing kit call these; nothing
 else wires parts together. The steps `build_web` runs are public so that `check-config` can run each
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .handlers.stores.dedup import DedupStore
     from .handlers.stores.store import EventStore
     from .handlers.web.dispatch import Dispatcher
+    from .handlers.worker.log_writer import EventLogWriter
     from .handlers.worker.runtime import WorkerRuntime
     from .receiver.endpoints import Endpoint, Route
     from .receiver.ingest import Ingest
@@ -122,11 +123,14 @@ def event_log(settings: Settings) -> "EventStore":
 
 def dispatcher(settings: Settings, registry: Registry, celery: "Celery", dedup: "DedupStore | None" = None,
                store: "EventStore | None" = None) -> "Dispatcher":
-    """Dedup, event log and enqueue: what the receiver does with a valid event."""
+    """Dedup, event log and enqueue: what the receiver does with a valid event. Queue-first (Redis) the
+    receiver does not open the event log unless given one: the worker's log writer fills it."""
+    from .handlers.messages import queue_first
     from .handlers.web.dispatch import Dispatcher
 
-    return Dispatcher(settings, registry, celery, dedup if dedup is not None else dedup_store(settings),
-                      store if store is not None else event_log(settings))
+    if store is None and not queue_first(settings):
+        store = event_log(settings)
+    return Dispatcher(settings, registry, celery, dedup if dedup is not None else dedup_store(settings), store)
 
 
 def build_web(config: Config | None = None, *, registry: Registry | None = None,
@@ -180,6 +184,7 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
 
     from .handlers.celery_app import create_celery
     from .handlers.stores import embedded
+    from .handlers.messages import queue_first
     from .handlers.worker.leases import RefreshHeldMessages
     from .handlers.worker.recovery import start_sweeper
     from .handlers.worker.shutdown import install as guard_pool_processes
@@ -196,6 +201,8 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
     def on_ready(**_: object) -> None:
         if settings.embedded_broker:
             embedded.start_cleanup(settings.broker_url)
+        if queue_first(settings):  # the receivers write the event log's stream; this process drains it
+            event_log_writer(settings, runtime.event_store()).start()
         if settings.recovery_sweep:
             start_sweeper(runtime.event_store(), app, core.registry, settings)
         if core.usermaven is not None:
@@ -203,6 +210,18 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
 
     worker_ready.connect(on_ready, weak=False)
     return Worker(settings, core.registry, app, runtime, core.usermaven)
+
+
+def event_log_writer(settings: Settings, store: "EventStore | None" = None) -> "EventLogWriter":
+    """The writer that moves the event-log stream into the event log (queue-first on Redis only)."""
+    import redis
+
+    from .handlers.messages import log_stream_key
+    from .handlers.worker.log_writer import EventLogWriter
+
+    client = redis.Redis.from_url(settings.dedup_url, socket_timeout=10, socket_connect_timeout=5,
+                                  health_check_interval=25)
+    return EventLogWriter(client, log_stream_key(settings), store if store is not None else event_log(settings))
 
 
 def worker_app(config: Config | None = None, registry: Registry | None = None) -> "Celery":

@@ -1,0 +1,117 @@
+"""The event log's writer: moves the receivers' event-log stream (Redis) into the event log, in batches.
+
+Queue-first on Redis, a receiver's one write per webhook is the atomic script that dedups it, queues its
+tasks and appends it to the stream `suprhook:eventlog:<queue>` (handlers/web/redis_fastpath.py). Each
+worker's main process runs one writer thread. The writers share a consumer group, so each entry is written
+by one of them; an entry is acknowledged and deleted only once its batch has committed, so a writer that
+dies mid-batch leaves its entries pending, and any live writer claims them after `claim_idle` seconds
+(XAUTOCLAIM). While the event log's database is down or slow the stream grows in Redis (webhooks are still
+accepted) and the writer retries with backoff; it catches up when the database is back.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from ..messages import LoggedEvent
+from ..stores.store import EventStore
+
+log = logging.getLogger("suprhook.log_writer")
+GROUP = "suprhook-log"
+
+
+class EventLogWriter:
+    """`step()` writes one batch; `start()` runs it on a daemon thread until the returned event is set."""
+
+    def __init__(self, client: Any, stream: str, store: EventStore, *, batch: int = 500, block: float = 1.0,
+                 claim_idle: float = 30.0, consumer: str | None = None) -> None:
+        self.client, self.stream, self.store = client, stream, store
+        self.batch, self.block, self.claim_idle = batch, block, claim_idle
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self._grouped = False
+        self._next_claim = 0.0
+
+    def ensure_group(self) -> None:
+        if self._grouped:
+            return
+        try:
+            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except Exception as exc:  # BUSYGROUP: another writer created it
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._grouped = True
+
+    def _entries(self, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # 1. our own pending entries (a batch whose write failed), 2. entries a dead writer left pending,
+        # 3. new ones (waiting up to `block_ms` for them).
+        mine = self.client.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch)
+        entries = [e for e in (mine[0][1] if mine else []) if e[1]]
+        if entries:
+            return entries
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + max(1.0, self.claim_idle / 2)
+            claimed = self.client.xautoclaim(self.stream, GROUP, self.consumer, int(self.claim_idle * 1000),
+                                             start_id="0-0", count=self.batch)
+            entries = [e for e in claimed[1] if e[1]]
+            if entries:
+                log.warning("event log: took over %d entries a stopped writer left pending", len(entries))
+                return entries
+        new = self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch, block=block_ms)
+        return new[0][1] if new else []
+
+    def step(self, block_ms: int | None = None) -> int:
+        """Write one batch; how many entries it held (0: nothing waited)."""
+        self.ensure_group()
+        entries = self._entries(block_ms)
+        if not entries:
+            return 0
+        logged, broken = [], []
+        for entry_id, fields in entries:
+            try:
+                logged.append(LoggedEvent.from_entry(fields))
+            except (KeyError, ValueError, TypeError) as exc:  # never written by us: keep it from blocking the rest
+                log.error("event log: dropping malformed stream entry %s: %s", entry_id, exc)
+                broken.append(entry_id)
+        self.store.record_logged(logged)
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream, GROUP, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+        return len(entries)
+
+    def backlog(self) -> int:
+        """Entries accepted but not yet in the event log."""
+        return int(self.client.xlen(self.stream))
+
+    def start(self) -> threading.Event:
+        stop = threading.Event()
+
+        def loop() -> None:
+            delay = 0.5
+            while not stop.is_set():
+                try:
+                    self.step(block_ms=int(self.block * 1000))
+                    delay = 0.5
+                except Exception as exc:  # the database or Redis is down: the entries wait in Redis
+                    log.warning("event log: write failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                    stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
+
+        threading.Thread(target=loop, name="suprhook-log-writer", daemon=True).start()
+        return stop
+
+    def drain(self, timeout: float = 10.0) -> int:
+        """Write until the stream is empty (tests, shutdown); how many entries were written."""
+        written, deadline = 0, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            n = self.step()
+            written += n
+            if n == 0 and self.backlog() == 0:
+                break
+        return written

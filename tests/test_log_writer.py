@@ -1,0 +1,158 @@
+"""Queue-first ingest on Redis (issue 13): the request's one write is the atomic script; the event log is
+filled off the request path by the worker's log writer (handlers/worker/log_writer.py), in batches."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import redis
+
+from suprhook import Registry, load_event
+from suprhook.compose import build_web, event_log, event_log_writer
+from suprhook.handlers.messages import LoggedEvent, log_entry
+from suprhook.handlers.stores.store import EventStore, Timeline
+from suprhook.handlers.worker.log_writer import GROUP, EventLogWriter
+from suprhook.receiver.ingest import WebhookRequest
+
+from .conftest import make_inbound, make_status, stack_config
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _noop(event):
+    """A handler for these tests."""
+
+
+def _stack(tmp_path, **extra: str):
+    registry = Registry()
+    registry(event_type="status", name="tests.logwriter.noop")(_noop)
+    config = stack_config(tmp_path, REDIS, SUPRHOOK_DEDUP_URL=REDIS, SUPRHOOK_HANDLERS="", **extra)
+    web = build_web(config, registry=registry)
+    return web, config
+
+
+def _post(web, payload) -> str:
+    body = json.dumps(payload).encode()
+    answer = web.ingest.handle(WebhookRequest(headers={"Content-Type": "application/json"}, read=lambda n: body[:n],
+                                              remote_addr="127.0.0.1", forwarded_for=(), content_length=len(body),
+                                              content_type="application/json", mimetype="application/json",
+                                              charset=None), web.routes[0])
+    assert answer.code == 202, answer.body
+    return answer.body["event_id"]
+
+
+def _cleanup(web, config) -> None:
+    client = redis.Redis.from_url(REDIS)
+    client.delete(web.dispatcher.fastpath.log_stream, config["SUPRHOOK_QUEUE"])
+
+
+def test_the_receiver_writes_only_redis_and_the_writer_fills_the_event_log(tmp_path):
+    web, config = _stack(tmp_path)
+    try:
+        assert web.dispatcher.store is None  # the web process never opens the event log
+        ids = [_post(web, make_status()) for _ in range(30)]
+        store = event_log(web.settings)
+        assert store.select_runs(event_ids=ids) == []  # nothing written on the request path
+        writer = event_log_writer(web.settings, store)
+        assert writer.drain() == 30 and writer.backlog() == 0  # acknowledged and deleted
+        assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
+        runs = store.select_runs(event_ids=ids)
+        assert len(runs) == 30 and {r["status"] for r in runs} == {"pending"}
+        assert store.body(ids[0])["reference"]["supr_nid"]  # the raw body is kept
+    finally:
+        _cleanup(web, config)
+
+
+def test_a_stopped_writers_entries_are_taken_over_and_written_once(tmp_path):
+    """A writer that read a batch and died before acknowledging it leaves the entries pending; another
+    writer claims them once they are `claim_idle` old. (claim_idle is 0.2 s here instead of 30 s so the
+    test does not wait; the default is tested by the chaos test's worker kills.)"""
+    web, config = _stack(tmp_path)
+    try:
+        ids = [_post(web, make_status()) for _ in range(5)]
+        store, client = event_log(web.settings), redis.Redis.from_url(REDIS)
+        stream = web.dispatcher.fastpath.log_stream
+        dead = EventLogWriter(client, stream, store, consumer="dead-writer")
+        dead.ensure_group()
+        taken = client.xreadgroup(GROUP, "dead-writer", {stream: ">"}, count=10)  # read, never acknowledged
+        assert len(taken[0][1]) == 5
+        live = EventLogWriter(client, stream, store, claim_idle=0.2, consumer="live-writer")
+        assert live.step() == 0  # not idle long enough yet: a live writer may still be writing them
+        time.sleep(0.3)
+        assert live.drain() == 5
+        assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
+        assert live.drain() == 0 and client.xpending(stream, GROUP)["pending"] == 0
+    finally:
+        _cleanup(web, config)
+
+
+class _Down:
+    """An event log whose database is down for the first `failures` batches."""
+
+    def __init__(self, store: EventStore, failures: int) -> None:
+        self.store, self.failures = store, failures
+
+    def record_logged(self, logged):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the event log's database is down")
+        return self.store.record_logged(logged)
+
+
+def test_a_down_event_log_refuses_no_webhook_and_catches_up(tmp_path):
+    """The event log on a PostgreSQL that does not answer: webhooks are still accepted (the receiver never
+    touches it); the writer keeps the entries in Redis until it can write them, then writes each once."""
+    web, config = _stack(tmp_path, SUPRHOOK_STORE_URL="postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
+    try:
+        assert web.dispatcher.ready() == {"broker": "ok", "dedup": "ok"}  # not a readiness check queue-first
+        ids = [_post(web, make_status()) for _ in range(10)]
+        store = EventStore(f"sqlite:///{tmp_path}/events.sqlite3")
+        writer = EventLogWriter(redis.Redis.from_url(REDIS), web.dispatcher.fastpath.log_stream, _Down(store, 2))
+        for _ in range(2):
+            try:
+                writer.step()
+            except ConnectionError:
+                pass
+        assert store.recent_events(100) == [] and writer.backlog() == 10  # kept, pending
+        assert writer.drain() == 10
+        assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
+    finally:
+        _cleanup(web, config)
+
+
+def test_record_logged_keeps_a_run_the_worker_claimed_first(tmp_path):
+    """Queue-first a fast worker may claim a run before the writer logs its event: the pending row the writer
+    then inserts must not reset it."""
+    store = EventStore(f"sqlite:///{tmp_path}/events.sqlite3")
+    event = load_event(make_status())
+    assert store.begin_run(event.event_id, "h", 30) == 1
+    assert store.record_logged([LoggedEvent.from_event(event, ["h"], None, {})]) == 1
+    assert [(r["status"], r["attempts"]) for r in store.select_runs(event_ids=[event.event_id])] == [("running", 1)]
+    assert store.record_logged([LoggedEvent.from_event(event, ["h"], None, {})]) == 0  # idempotent
+
+
+def test_a_stream_entry_is_what_record_accepted_would_write(tmp_path):
+    event = load_event(make_inbound("YES"))
+    fields = {k.encode(): v for k, v in log_entry(event, ["a", "b"], b'{"x": 1}', {"User-Agent": "t"}).items()}
+    logged = LoggedEvent.from_entry(fields)
+    direct = LoggedEvent.from_event(event, ["a", "b"], b'{"x": 1}', {"User-Agent": "t"})
+    assert logged.event_id == event.event_id and logged.handlers == ("a", "b") and logged.body == '{"x": 1}'
+    assert {k: v for k, v in vars(logged).items() if k != "received_at"} == \
+        {k: v for k, v in vars(direct).items() if k != "received_at"}
+
+
+def test_a_handlers_timeline_has_its_own_event_before_the_log_does(tmp_path):
+    store = EventStore(f"sqlite:///{tmp_path}/events.sqlite3")
+    nid = uuid.uuid4().hex
+    sent = load_event(make_status("sent", nid=nid, ts=1672310923000))
+    store.record_accepted(sent, [])
+    delivered = load_event(make_status("delivered", nid=nid, ts=1672310924000))
+    timeline = Timeline(store, nid, delivered)  # not logged yet
+    assert timeline.current == "delivered"
+    assert [e.status for e in timeline.history] == ["sent", "delivered"]
+    store.record_accepted(delivered, [])
+    assert [e.status for e in Timeline(store, nid, delivered).history] == ["sent", "delivered"]  # not twice
+    failed = load_event(make_status("failed", nid=nid, ts=1672310925000))
+    store.record_accepted(failed, [])
+    assert Timeline(store, nid, delivered).current == "failed"  # forward only: a late delivered changes nothing
