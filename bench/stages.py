@@ -57,12 +57,15 @@ def main() -> None:
     import suprhook.handlers.worker.tasks as tasks
     from suprhook.receiver import create_app
 
+    from suprhook.compose import event_log
+
     app = create_app()
     dispatcher = app.extensions["suprhook"].dispatcher
+    store = dispatcher.store or event_log(app.extensions["suprhook"].settings)  # queue-first: the worker's
     acc: collections.Counter = collections.Counter()
     for obj, name, label in ((ingest, "decode_json", "decode_json"),
                              (ingest, "load_event", "validate + normalize"), (dispatcher, "submit", "submit"),
-                             (dispatcher.store, "record_accepted", "  event log write"),
+                             (store, "record_accepted", "  event log write"),
                              (dispatcher.dedup, "claim", "  dedup claim"),
                              (dispatcher.dedup, "commit", "  dedup commit"),
                              (dispatcher.celery, "send_task", "  celery send_task")):
@@ -96,7 +99,7 @@ def main() -> None:
     messages = []
     for body in bodies:  # logged first, as the receiver does: begin_run then takes its one-statement claim
         event = load_event(json.loads(body), event_id=f"evt_{uuid.uuid4().hex}")
-        dispatcher.store.record_accepted(event, ["bench.noop_handlers.noop"], body.encode())
+        store.record_accepted(event, ["bench.noop_handlers.noop"], body.encode())
         messages.append(task_message(event.event_id, event.raw))
     wacc: collections.Counter = collections.Counter()
     for name, label in (("load_event", "validate + normalize"), ("run_handler", "handler call")):
