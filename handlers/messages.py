@@ -113,9 +113,34 @@ class LoggedEvent:
                    fields[b"headers"].decode())
 
     @classmethod
+    def from_message(cls, message: Mapping[str, str]) -> "LoggedEvent":
+        """From a log queue message (`log_message`)."""
+        return cls.from_entry({k.encode(): str(v).encode("utf-8", "surrogateescape") for k, v in message.items()})
+
+    @classmethod
     def from_event(cls, event: Event, handlers: Iterable[str], body: bytes | str | None,
                    headers: Mapping[str, str] | None) -> "LoggedEvent":
         text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body or json.dumps(event.raw)
         return cls(event.event_id, datetime.now(timezone.utc), event.event_type, event.channel, event.status,
                    event.reference.supr_nid, event.distinct_id, event.is_status, event.timestamp, tuple(handlers),
                    text, json.dumps(dict(headers or {})))
+
+
+def log_mode(settings: Any) -> str:
+    """How accepted events reach the event log: "stream" (queue-first on Redis: the receiver's one script
+    appends them to the log stream), "queue" (any other remote broker: a publisher-confirmed message on the
+    log queue, after the tasks), or "sync" (the embedded broker: the receiver writes the log itself)."""
+    if queue_first(settings):
+        return "stream"
+    return "sync" if settings.embedded_broker else "queue"
+
+
+def log_queue_name(settings: Any) -> str:
+    """The broker queue of accepted events not yet in the event log ("queue" mode)."""
+    return f"suprhook.eventlog.{settings.default_queue}"
+
+
+def log_message(event: Event, handlers: Iterable[str], body: bytes | str | None,
+                headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The log queue's message of an accepted event: the stream entry's fields, as JSON-safe text."""
+    return {k: v.decode("utf-8", "surrogateescape") for k, v in log_entry(event, handlers, body, headers).items()}

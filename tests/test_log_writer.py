@@ -156,3 +156,66 @@ def test_a_handlers_timeline_has_its_own_event_before_the_log_does(tmp_path):
     failed = load_event(make_status("failed", nid=nid, ts=1672310925000))
     store.record_accepted(failed, [])
     assert Timeline(store, nid, delivered).current == "failed"  # forward only: a late delivered changes nothing
+
+
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def _rabbit_stack(tmp_path):
+    registry = Registry()
+    registry(event_type="status", name="tests.logwriter.noop")(_noop)
+    config = stack_config(tmp_path, RABBITMQ, SUPRHOOK_HANDLERS="")
+    return build_web(config, registry=registry), config
+
+
+def _drop_queues(web, config) -> None:
+    from .conftest import delete_queue
+
+    for name in (config["SUPRHOOK_QUEUE"], web.dispatcher.log_queue.name):
+        delete_queue(web.celery, name)
+
+
+def test_on_rabbitmq_the_receiver_publishes_the_log_and_the_writer_writes_it(tmp_path):
+    """Any broker but the Redis fast path: the event goes to the log queue, publisher-confirmed, after its
+    tasks; the receiver does not open the event log; the worker's QueueLogWriter writes it in batches."""
+    web, config = _rabbit_stack(tmp_path)
+    try:
+        assert web.dispatcher.fastpath is None and web.dispatcher.store is None
+        ids = [_post(web, make_status()) for _ in range(20)]
+        store = event_log(web.settings)
+        assert store.recent_events(100) == []
+        writer = event_log_writer(web.settings, store, web.celery)
+        try:
+            assert writer.drain() == 20 and writer.drain() == 0
+        finally:
+            writer.close()
+        assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
+        assert len(store.select_runs(event_ids=ids)) == 20
+    finally:
+        _drop_queues(web, config)
+
+
+def test_on_rabbitmq_a_writer_that_dies_before_acking_loses_nothing(tmp_path):
+    """A writer whose batch write fails (or which dies) never acknowledges it: the broker gives the messages
+    to the next writer, which writes each event once."""
+    web, config = _rabbit_stack(tmp_path)
+    try:
+        ids = [_post(web, make_status()) for _ in range(7)]
+        store = event_log(web.settings)
+        failing = event_log_writer(web.settings, store, web.celery)
+        failing.store = _Down(store, 1)
+        try:
+            failing.step(block=2.0)
+        except ConnectionError:
+            pass
+        finally:
+            failing.close()  # its unacknowledged batch goes back to the queue
+        assert store.recent_events(100) == []
+        writer = event_log_writer(web.settings, store, web.celery)
+        try:
+            assert writer.drain() == 7
+        finally:
+            writer.close()
+        assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
+    finally:
+        _drop_queues(web, config)

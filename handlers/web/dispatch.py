@@ -2,7 +2,9 @@
 
 Queue-first on Redis (broker and dedup on one Redis, `messages.queue_first`): one atomic script dedups,
 enqueues and appends the event to the event-log stream; nothing else is written on the request path.
-On any other broker: dedup claim -> event log -> publish -> commit."""
+On any other broker: dedup claim -> publish the tasks -> publish the event to the log queue (confirmed;
+the worker's log writer drains it in batches) -> commit. The embedded broker writes the log itself, before
+publishing."""
 from __future__ import annotations
 
 import logging
@@ -11,13 +13,15 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from celery import Celery
+from kombu import Queue
 
 from ...schemas import Event
 from ...schemas.vendors import record_drift
 
 from ..errors import EnqueueError, InFlight
 from ..observability import metrics
-from ..messages import is_echo, log_entry, log_stream_key, queue_first, task_id, task_message
+from ..messages import (is_echo, log_entry, log_message, log_mode, log_queue_name, log_stream_key, queue_first,
+                        task_id, task_message)
 from ..registry import Handler, Registry
 from ..settings import Settings, redact_url
 from ..stores.dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup
@@ -43,8 +47,12 @@ class Dispatcher:
         self.fastpath: RedisFastPath | None = None
         if queue_first(settings) and isinstance(dedup, RedisDedup):
             self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl, log_stream_key(settings))
-        elif store is None:
-            raise ValueError("the two-phase path writes the event log: a store is required")
+        self.log_queue: Queue | None = None
+        if self.fastpath is None and log_mode(settings) == "queue":
+            name = log_queue_name(settings)
+            self.log_queue = Queue(name, routing_key=name, durable=True)
+        elif self.fastpath is None and store is None:
+            raise ValueError("the embedded broker's receiver writes the event log: a store is required")
 
     def submit(self, event: Event, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> Outcome:
         """Log `event` and enqueue it for every matching handler, exactly once per event id."""
@@ -95,14 +103,19 @@ class Dispatcher:
             raise InFlight(event.event_id)
         try:
             message = task_message(event.event_id, event.raw)
-            # Logged before it is published: a crash between the two leaves pending runs for replay.
-            self.store.record_accepted(event, [h.name for h in handlers], body, headers)  # type: ignore[union-attr]
+            names = [h.name for h in handlers]
+            if self.log_queue is None:
+                # The embedded broker logs synchronously, before it publishes: a crash between the two
+                # leaves pending runs for the recovery sweep.
+                self.store.record_accepted(event, names, body, headers)  # type: ignore[union-attr]
             for handler in handlers:
                 self.celery.send_task(
                     handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,
                     task_id=task_id(event.event_id, handler.name),
                     argsrepr=event.event_id, kwargsrepr="{}",  # not a repr of the whole payload per publish
                 )
+            if self.log_queue is not None:  # after the tasks: a 503 never leaves a logged event behind
+                self._publish_log(log_message(event, names, body, headers))
         except Exception as exc:  # broker or store failure: the sender must retry, so forget the claim
             try:
                 self.dedup.release(event.event_id)
@@ -118,6 +131,14 @@ class Dispatcher:
             log.warning("dedup commit failed event_id=%s; accepted anyway", event.event_id)
             metrics.dedup_errors["commit"].inc()
         return claim
+
+    def _publish_log(self, entry: dict[str, str]) -> None:
+        """One publisher-confirmed message on the log queue (RabbitMQ: confirm_publish), retried as tasks are."""
+        queue = self.log_queue
+        assert queue is not None
+        with self.celery.producer_or_acquire() as producer:
+            producer.publish(entry, serializer="json", exchange="", routing_key=queue.name, declare=[queue],
+                             delivery_mode=2, retry=True, retry_policy=self.celery.conf.task_publish_retry_policy)
 
     def probe(self) -> dict[str, BaseException | None]:
         """Reach the broker, the dedup store and the event log: None for each that answered, else its exception."""

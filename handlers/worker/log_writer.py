@@ -1,4 +1,5 @@
-"""The event log's writer: moves the receivers' event-log stream (Redis) into the event log, in batches.
+"""The event log's writers: they move what the receivers accepted into the event log, in batches, off the
+request path (`EventLogWriter` for the Redis stream, `QueueLogWriter` for the log queue on RabbitMQ).
 
 Queue-first on Redis, a receiver's one write per webhook is the atomic script that dedups it, queues its
 tasks and appends it to the stream `suprhook:eventlog:<queue>` (handlers/web/redis_fastpath.py). Each
@@ -113,5 +114,88 @@ class EventLogWriter:
             n = self.step()
             written += n
             if n == 0 and self.backlog() == 0:
+                break
+        return written
+
+
+class QueueLogWriter:
+    """The same for any other remote broker (RabbitMQ): the receivers publish each accepted event to the log
+    queue `suprhook.eventlog.<queue>` (publisher-confirmed), and this consumer writes them in batches. A
+    message is acknowledged only once its batch has committed: a writer that dies leaves its batch unacked,
+    and the broker redelivers it to another (the write is idempotent)."""
+
+    def __init__(self, celery: Any, queue: Any, store: EventStore, *, batch: int = 500, block: float = 1.0) -> None:
+        self.celery, self.queue, self.store = celery, queue, store
+        self.batch, self.block = batch, block
+        self._connection: Any = None
+        self._simple: Any = None
+
+    def _open(self) -> Any:
+        if self._simple is None:
+            self._connection = self.celery.connection_for_read()
+            self._simple = self._connection.SimpleQueue(self.queue, no_ack=False, serializer="json")
+            self._simple.consumer.qos(prefetch_count=self.batch)  # at most one batch unacknowledged
+        return self._simple
+
+    def close(self) -> None:
+        """Close the connection (what a batch holds unacknowledged goes back to the queue)."""
+        if self._simple is not None:
+            for closing in (self._simple.close, self._connection.release):
+                try:
+                    closing()
+                except Exception:  # already gone with the broker
+                    pass
+        self._simple = self._connection = None
+
+    def step(self, block: float | None = None) -> int:
+        """Write one batch; how many messages it held (0: nothing waited `block` seconds)."""
+        simple = self._open()
+        messages = []
+        try:
+            messages.append(simple.get(block=block is not None, timeout=block))
+            while len(messages) < self.batch:
+                messages.append(simple.get(block=False))
+        except simple.Empty:
+            pass
+        except Exception:
+            self.close()  # a broken connection: reconnect next time; the unacked messages are redelivered
+            raise
+        logged = []
+        for message in messages:
+            try:
+                logged.append(LoggedEvent.from_message(message.payload))
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                log.error("event log: dropping malformed log message: %s", exc)
+        self.store.record_logged(logged)
+        for message in messages:
+            message.ack()
+        return len(messages)
+
+    def start(self) -> threading.Event:
+        stop = threading.Event()
+
+        def loop() -> None:
+            delay = 0.5
+            while not stop.is_set():
+                try:
+                    self.step(block=self.block)
+                    delay = 0.5
+                except Exception as exc:  # the database or the broker is down: the messages wait in the queue
+                    log.warning("event log: write failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                    self.close()
+                    stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
+            self.close()
+
+        threading.Thread(target=loop, name="suprhook-log-writer", daemon=True).start()
+        return stop
+
+    def drain(self, timeout: float = 10.0) -> int:
+        """Write until the queue has nothing for `block` seconds (tests); how many messages were written."""
+        written, deadline = 0, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            n = self.step(block=min(self.block, 0.5))
+            written += n
+            if n == 0:
                 break
         return written

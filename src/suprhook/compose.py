@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .handlers.stores.dedup import DedupStore
     from .handlers.stores.store import EventStore
     from .handlers.web.dispatch import Dispatcher
-    from .handlers.worker.log_writer import EventLogWriter
+    from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
     from .handlers.worker.runtime import WorkerRuntime
     from .receiver.endpoints import Endpoint, Route
     from .receiver.ingest import Ingest
@@ -124,11 +124,12 @@ def event_log(settings: Settings) -> "EventStore":
 def dispatcher(settings: Settings, registry: Registry, celery: "Celery", dedup: "DedupStore | None" = None,
                store: "EventStore | None" = None) -> "Dispatcher":
     """Dedup, event log and enqueue: what the receiver does with a valid event. Queue-first (Redis) the
-    receiver does not open the event log unless given one: the worker's log writer fills it."""
-    from .handlers.messages import queue_first
+    receiver opens the event log only on the embedded broker (unless given one): elsewhere the worker's log
+    writer fills it."""
+    from .handlers.messages import log_mode
     from .handlers.web.dispatch import Dispatcher
 
-    if store is None and not queue_first(settings):
+    if store is None and log_mode(settings) == "sync":
         store = event_log(settings)
     return Dispatcher(settings, registry, celery, dedup if dedup is not None else dedup_store(settings), store)
 
@@ -184,7 +185,7 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
 
     from .handlers.celery_app import create_celery
     from .handlers.stores import embedded
-    from .handlers.messages import queue_first
+    from .handlers.messages import log_mode
     from .handlers.worker.leases import RefreshHeldMessages
     from .handlers.worker.recovery import start_sweeper
     from .handlers.worker.shutdown import install as guard_pool_processes
@@ -201,8 +202,8 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
     def on_ready(**_: object) -> None:
         if settings.embedded_broker:
             embedded.start_cleanup(settings.broker_url)
-        if queue_first(settings):  # the receivers write the event log's stream; this process drains it
-            event_log_writer(settings, runtime.event_store()).start()
+        if log_mode(settings) != "sync":  # the receivers leave the event log to the worker: this process writes it
+            event_log_writer(settings, runtime.event_store(), app).start()
         if settings.recovery_sweep:
             start_sweeper(runtime.event_store(), app, core.registry, settings)
         if core.usermaven is not None:
@@ -212,16 +213,28 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
     return Worker(settings, core.registry, app, runtime, core.usermaven)
 
 
-def event_log_writer(settings: Settings, store: "EventStore | None" = None) -> "EventLogWriter":
-    """The writer that moves the event-log stream into the event log (queue-first on Redis only)."""
-    import redis
+def event_log_writer(settings: Settings, store: "EventStore | None" = None,
+                     celery: "Celery | None" = None) -> "EventLogWriter | QueueLogWriter":
+    """The writer that moves accepted events into the event log: from the Redis stream (queue-first) or from
+    the log queue (any other remote broker). The embedded broker's receiver writes the log itself."""
+    from .handlers.messages import log_mode, log_queue_name, log_stream_key
+    from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
 
-    from .handlers.messages import log_stream_key
-    from .handlers.worker.log_writer import EventLogWriter
+    store = store if store is not None else event_log(settings)
+    mode = log_mode(settings)
+    if mode == "stream":
+        import redis
 
-    client = redis.Redis.from_url(settings.dedup_url, socket_timeout=10, socket_connect_timeout=5,
-                                  health_check_interval=25)
-    return EventLogWriter(client, log_stream_key(settings), store if store is not None else event_log(settings))
+        client = redis.Redis.from_url(settings.dedup_url, socket_timeout=10, socket_connect_timeout=5,
+                                      health_check_interval=25)
+        return EventLogWriter(client, log_stream_key(settings), store)
+    if mode == "queue":
+        from kombu import Queue
+
+        name = log_queue_name(settings)
+        return QueueLogWriter(celery if celery is not None else producer(settings, Registry()),
+                              Queue(name, routing_key=name, durable=True), store)
+    raise ValueError("the embedded broker's receiver writes the event log itself: there is no log writer")
 
 
 def worker_app(config: Config | None = None, registry: Registry | None = None) -> "Celery":
