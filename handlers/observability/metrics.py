@@ -35,7 +35,7 @@ _RUN_LATENCY = (.005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0, 30.0, 60
 
 # -- receiver ---------------------------------------------------------------------------------------
 RECEIVED = Counter("suprhook_webhooks_received", "POST requests to the webhook endpoint")
-ACCEPTED = Counter("suprhook_webhooks_accepted", "Events accepted (202): logged and on the broker")
+ACCEPTED = Counter("suprhook_webhooks_accepted", "Events accepted (202): deduplicated and on the broker")
 DUPLICATE = Counter("suprhook_webhooks_duplicate", "Redeliveries of an already accepted event (200)")
 REJECTED = Counter("suprhook_webhooks_rejected", "Requests refused, by reason (4xx; 409 in_progress, 503 unavailable)",
                    ["reason"])
@@ -43,7 +43,7 @@ INGEST_SECONDS = Histogram("suprhook_ingest_duration_seconds", "Time to answer a
                            ["outcome"], buckets=_LATENCY)
 DEDUP_ERRORS = Counter("suprhook_dedup_errors", "Dedup store operations that failed", ["op"])
 ENQUEUE_ERRORS = Counter("suprhook_enqueue_errors",
-                         "Events that could not be logged or put on the broker (answered 503)")
+                         "Events that could not be put on the broker (answered 503; embedded broker: or logged)")
 VENDOR_DRIFT = Counter("suprhook_vendor_drift", "Accepted events whose vendor_response did not match the vendor's "
                        "documented shape (dispatched with normalized_status=unknown), by vendor", ["vendor"])
 
@@ -67,6 +67,12 @@ HANDLER_SECONDS = Histogram("suprhook_handler_duration_seconds", "Time a handler
 FOLLOWUPS_SENT = Counter("suprhook_followups_sent", "Follow-up events SuprSend accepted")
 FOLLOWUPS_FAILED = Counter("suprhook_followups_failed", "Follow-up events not sent, by reason (unavailable: "
                            "5xx/429/timeout, retried; rejected: 4xx; invalid: refused before sending)", ["reason"])
+
+EVENTLOG_WRITTEN = Counter("suprhook_eventlog_written", "Accepted events the log writer wrote to the event log")
+EVENTLOG_BATCH_SECONDS = Histogram("suprhook_eventlog_batch_duration_seconds",
+                                   "Time to write one batch of accepted events to the event log", buckets=_RUN_LATENCY)
+EVENTLOG_FAILURES = Counter("suprhook_eventlog_write_failures",
+                            "Batches the log writer could not write (retried; the events wait on the broker)")
 
 followups_failed = {reason: FOLLOWUPS_FAILED.labels(reason) for reason in FOLLOWUP_FAILURES}
 _runs: dict[tuple[str, str], Any] = {}

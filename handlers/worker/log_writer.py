@@ -19,10 +19,22 @@ import time
 from typing import Any
 
 from ..messages import LoggedEvent
+from ..observability import metrics
 from ..stores.store import EventStore
 
 log = logging.getLogger("suprhook.log_writer")
 GROUP = "suprhook-log"
+
+
+def _write(store: EventStore, logged: list[LoggedEvent]) -> None:
+    started = time.perf_counter()
+    try:
+        store.record_logged(logged)
+    except Exception:
+        metrics.EVENTLOG_FAILURES.inc()
+        raise
+    metrics.EVENTLOG_BATCH_SECONDS.observe(time.perf_counter() - started)
+    metrics.EVENTLOG_WRITTEN.inc(len(logged))
 
 
 class EventLogWriter:
@@ -78,7 +90,7 @@ class EventLogWriter:
             except (KeyError, ValueError, TypeError) as exc:  # never written by us: keep it from blocking the rest
                 log.error("event log: dropping malformed stream entry %s: %s", entry_id, exc)
                 broken.append(entry_id)
-        self.store.record_logged(logged)
+        _write(self.store, logged)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.client.pipeline(transaction=True)
         pipe.xack(self.stream, GROUP, *ids)
@@ -166,7 +178,7 @@ class QueueLogWriter:
                 logged.append(LoggedEvent.from_message(message.payload))
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
                 log.error("event log: dropping malformed log message: %s", exc)
-        self.store.record_logged(logged)
+        _write(self.store, logged)
         for message in messages:
             message.ack()
         return len(messages)
