@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -221,3 +222,29 @@ def test_sqlite_urls(url, path):
 def test_urls_that_are_not_sqlite_are_refused():
     with pytest.raises(ValueError):
         sqlite_file("postgresql+psycopg://postgres@127.0.0.1/test")
+
+
+def _open_when_released(path: str, barrier) -> None:
+    from suprhook.handlers.stores import db
+
+    barrier.wait()
+    db.connect(path).close()
+
+
+def test_many_processes_opening_a_new_file_at_once_all_get_it_in_wal_mode(tmp_path):
+    """Switching a new file to WAL from several processes at once could fail at once with "database is
+    locked" (no busy wait): a gunicorn receiver failed to boot beside its worker on the embedded broker."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        path = str(tmp_path / f"fresh-{round_}.sqlite3")
+        barrier = ctx.Barrier(8)
+        procs = [ctx.Process(target=_open_when_released, args=(path, barrier)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0] * 8
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -74,7 +74,15 @@ def configure(conn: Any, synchronous: str = SYNCHRONOUS, busy_timeout: float = B
     """The pragmas every SQLite connection of suprhook gets (a sqlite3 connection, raw or under SQLAlchemy).
     WAL is stored in the file (the first connection switches it); the other two are per connection."""
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    deadline = time.monotonic() + busy_timeout
+    while True:  # several processes opening a new file at once: one may get "locked" without the busy wait
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     conn.execute(f"PRAGMA synchronous={synchronous}")
 
 

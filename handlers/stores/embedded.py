@@ -29,7 +29,11 @@ def prepare(broker_url: str, poll_interval: float) -> None:
 
     path = sqlite_path(broker_url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    connect(path).close()  # db.configure switches the file to WAL
+    # One process at a time: switching a new file to WAL while another process does the same can fail at
+    # once with "database is locked", without waiting on the busy timeout (seen when gunicorn's workers and
+    # the Celery worker start together: a receiver failed to boot).
+    with _file_lock(path.with_name(path.name + ".lock")):
+        connect(path).close()  # db.configure switches the file to WAL
     sqla_transport.Transport.polling_interval = poll_interval
 
 
