@@ -144,6 +144,7 @@ class Bench:
         self.plain, self.stamped = templates(self.tmp)
         self.procs: list[Proc] = []
         self.wrk = shutil.which("wrk") if not args.python_load else None
+        self.rounds = 0
 
     def env(self, name: str, broker: str) -> dict[str, str]:
         data = self.tmp / name
@@ -219,7 +220,8 @@ class Bench:
         proc, url = self.gunicorn(app, env, f"gunicorn-{name}.log")
         self.load("closed", url, 1, auth, f"{self.run_id}-{name}-warm")  # imports, connections, first writes
         cpu = proc.cpu_seconds()
-        result = self.load("closed", url, self.args.seconds, auth, f"{self.run_id}-{name}")
+        self.rounds += 1  # a fresh prefix per round: a repeated body would be a cheap duplicate, not an event
+        result = self.load("closed", url, self.args.seconds, auth, f"{self.run_id}-{name}-r{self.rounds}")
         result["cpu_ms"] = (proc.cpu_seconds() - cpu) * 1000 / max(1, result["requests"] - result["non2xx"])
         rss = proc.peak_rss_mb(children_only=True)
         proc.stop()
