@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..messages import LoggedEvent
 from ..observability import metrics
@@ -35,6 +35,29 @@ def _write(store: EventStore, logged: list[LoggedEvent]) -> None:
         raise
     metrics.EVENTLOG_BATCH_SECONDS.observe(time.perf_counter() - started)
     metrics.EVENTLOG_WRITTEN.inc(len(logged))
+
+
+def _keep_writing(step: Callable[[], int], reset: Callable[[], None] = lambda: None) -> threading.Event:
+    """Run `step` on a daemon thread until the returned event is set. A failure (the database or the broker
+    is down: the entries wait on the broker) is logged and retried with backoff from 0.5 s to 30 s, after
+    `reset` (drop a broken connection)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                step()
+                delay = 0.5
+            except Exception as exc:
+                log.warning("event log: write failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                reset()
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        reset()
+
+    threading.Thread(target=loop, name="suprhook-log-writer", daemon=True).start()
+    return stop
 
 
 class EventLogWriter:
@@ -103,21 +126,8 @@ class EventLogWriter:
         return int(self.client.xlen(self.stream))
 
     def start(self) -> threading.Event:
-        stop = threading.Event()
-
-        def loop() -> None:
-            delay = 0.5
-            while not stop.is_set():
-                try:
-                    self.step(block_ms=int(self.block * 1000))
-                    delay = 0.5
-                except Exception as exc:  # the database or Redis is down: the entries wait in Redis
-                    log.warning("event log: write failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
-                    stop.wait(delay)
-                    delay = min(delay * 2, 30.0)
-
-        threading.Thread(target=loop, name="suprhook-log-writer", daemon=True).start()
-        return stop
+        """Write batches on a daemon thread until the returned event is set."""
+        return _keep_writing(lambda: self.step(block_ms=int(self.block * 1000)))
 
     def drain(self, timeout: float = 10.0) -> int:
         """Write until the stream is empty (tests, shutdown); how many entries were written."""
@@ -184,23 +194,8 @@ class QueueLogWriter:
         return len(messages)
 
     def start(self) -> threading.Event:
-        stop = threading.Event()
-
-        def loop() -> None:
-            delay = 0.5
-            while not stop.is_set():
-                try:
-                    self.step(block=self.block)
-                    delay = 0.5
-                except Exception as exc:  # the database or the broker is down: the messages wait in the queue
-                    log.warning("event log: write failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
-                    self.close()
-                    stop.wait(delay)
-                    delay = min(delay * 2, 30.0)
-            self.close()
-
-        threading.Thread(target=loop, name="suprhook-log-writer", daemon=True).start()
-        return stop
+        """Write batches on a daemon thread until the returned event is set."""
+        return _keep_writing(lambda: self.step(block=self.block), reset=self.close)
 
     def drain(self, timeout: float = 10.0) -> int:
         """Write until the queue has nothing for `block` seconds (tests); how many messages were written."""
