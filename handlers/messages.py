@@ -127,10 +127,14 @@ class LoggedEvent:
 
 
 def log_mode(settings: Any) -> str:
-    """How accepted events reach the event log: "stream" (queue-first on Redis: the receiver's one script
-    appends them to the log stream), "queue" (any other remote broker: a publisher-confirmed message on the
-    log queue, after the tasks), or "sync" (the embedded broker: the receiver writes the log itself)."""
-    if queue_first(settings):
+    """How accepted events reach the event log: "stream" (a Redis broker: the log stream on the broker's
+    Redis, appended by the receiver's one script when dedup is on the same Redis, else right after the
+    tasks), "queue" (RabbitMQ and other remote brokers: a publisher-confirmed message on the log queue, after
+    the tasks), or "sync" (the embedded broker: the receiver writes the log itself).
+
+    Not the log queue on Redis: kombu's Redis transport loses a message taken by BRPOP but not yet recorded
+    as unacked when its consumer dies, and nothing would sweep a lost log message."""
+    if queue_first(settings) or urlparse(settings.broker_url).scheme in ("redis", "rediss"):
         return "stream"
     return "sync" if settings.embedded_broker else "queue"
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from .fields import Identifier
+from .fields import Identifier, stored_text
 from .inbound_message import InboundMessageSchema
 from .model import INBOUND_MESSAGE, STATUS, Reference
 from .reference import ReferenceSchema
@@ -20,10 +20,10 @@ class EnvelopeSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    channel = fields.String(required=True, validate=_non_empty)
-    event_type = fields.String(required=True, validate=_non_empty)
+    channel = fields.String(required=True, validate=[_non_empty, stored_text(64)])
+    event_type = fields.String(required=True, validate=[_non_empty, stored_text(64)])
     channel_value = fields.String(allow_none=True)
-    distinct_id = Identifier(allow_none=True)
+    distinct_id = Identifier(allow_none=True, validate=stored_text(255))
     reference = fields.Nested(ReferenceSchema, allow_none=True)
     suprsend_status = fields.Nested(StatusSchema, allow_none=True)
     suprsend_inbound_message = fields.Nested(InboundMessageSchema, allow_none=True)

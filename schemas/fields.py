@@ -59,3 +59,15 @@ class JSONObject(fields.Dict):
             except (ValueError, RecursionError) as exc:
                 raise ValidationError("Not a valid JSON object (string did not parse as JSON).") from exc
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def stored_text(max_length: int) -> Any:
+    """A validator for a value the event log keeps in a column: at most `max_length` characters and no NUL
+    (PostgreSQL text cannot hold one). A longer value is refused with a 400, never accepted and then lost."""
+    def check(value: Any) -> None:
+        if isinstance(value, str):
+            if len(value) > max_length:
+                raise ValidationError(f"Longer than {max_length} characters.")
+            if "\x00" in value:
+                raise ValidationError("Contains a NUL character.")
+    return check

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, fields, post_load
 
+from .fields import stored_text
 from .model import Reference
 
 
@@ -13,7 +14,7 @@ class ReferenceSchema(Schema):
     idempotency_key = fields.String(allow_none=True)
     supr_execution_id = fields.String(allow_none=True)
     supr_ngid = fields.String(allow_none=True)
-    supr_nid = fields.String(allow_none=True)
+    supr_nid = fields.String(allow_none=True, validate=stored_text(128))
     vendor_ack_id = fields.String(allow_none=True)
     workspace_name = fields.String(allow_none=True)
     workspace_uid = fields.String(allow_none=True)

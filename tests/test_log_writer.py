@@ -27,7 +27,7 @@ def _noop(event):
 def _stack(tmp_path, **extra: str):
     registry = Registry()
     registry(event_type="status", name="tests.logwriter.noop")(_noop)
-    config = stack_config(tmp_path, REDIS, SUPRHOOK_DEDUP_URL=REDIS, SUPRHOOK_HANDLERS="", **extra)
+    config = stack_config(tmp_path, REDIS, **{"SUPRHOOK_DEDUP_URL": REDIS, "SUPRHOOK_HANDLERS": "", **extra})
     web = build_web(config, registry=registry)
     return web, config
 
@@ -44,7 +44,8 @@ def _post(web, payload) -> str:
 
 def _cleanup(web, config) -> None:
     client = redis.Redis.from_url(REDIS)
-    client.delete(web.dispatcher.fastpath.log_stream, config["SUPRHOOK_QUEUE"])
+    stream = web.dispatcher.fastpath.log_stream
+    client.delete(stream, stream + ":dead", config["SUPRHOOK_QUEUE"])
 
 
 def test_the_receiver_writes_only_redis_and_the_writer_fills_the_event_log(tmp_path):
@@ -203,7 +204,8 @@ def test_on_rabbitmq_a_writer_that_dies_before_acking_loses_nothing(tmp_path):
         ids = [_post(web, make_status()) for _ in range(7)]
         store = event_log(web.settings)
         failing = event_log_writer(web.settings, store, web.celery)
-        failing.store = _Down(store, 1)
+        down = _Down(store, 1)
+        failing.store_of = lambda: down
         try:
             failing.step(block=2.0)
         except ConnectionError:
@@ -219,3 +221,89 @@ def test_on_rabbitmq_a_writer_that_dies_before_acking_loses_nothing(tmp_path):
         assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
     finally:
         _drop_queues(web, config)
+
+
+def test_an_event_the_database_refuses_goes_to_the_dead_letter_and_the_batch_is_written(tmp_path):
+    """One entry PostgreSQL cannot store must not stop the log for everyone (the writer would retry its batch
+    forever): the batch is written one by one, and the refused entry moves to <stream>:dead with its reason.
+    (A hand-made entry: the schemas refuse such values with a 400 before they are accepted.)"""
+    web, config = _stack(tmp_path, SUPRHOOK_STORE_URL="postgresql+psycopg://postgres@127.0.0.1/test")
+    client = redis.Redis.from_url(REDIS)
+    stream = web.dispatcher.fastpath.log_stream
+    try:
+        ids = [_post(web, make_status()) for _ in range(3)]
+        bad = log_entry(load_event(make_status()), ["h"], b"{}", {})
+        meta = json.loads(bad["meta"])
+        meta["channel"] = "c" * 200  # longer than the column
+        client.xadd(stream, {**bad, "meta": json.dumps(meta).encode()})
+        client.xadd(stream, {"id": b"evt_unreadable", "meta": b"{not json"})  # another version's entry, say
+        ids += [_post(web, make_status()) for _ in range(2)]
+        store = event_log(web.settings)
+        writer = event_log_writer(web.settings, store)
+        assert writer.drain() == 7 and writer.backlog() == 0
+        assert set(ids) <= {r["event_id"] for r in store.recent_events(500, event_ids=ids)}
+        dead = client.xrange(writer.dead_letter)
+        assert sorted(fields[b"reason"].split(b":")[0] for _, fields in dead) == [b"refused by the database",
+                                                                                   b"unreadable"]
+        assert any(fields[b"id"] == bad["id"] for _, fields in dead)  # kept whole, for a person to look at
+    finally:
+        _cleanup(web, config)
+
+
+def test_a_writer_started_while_the_database_is_down_catches_up(tmp_path):
+    """The worker hands the writer what opens the event log, not an open store: a database that is down when
+    the worker starts delays the log; it used to leave the worker without a writer for its whole life."""
+    web, config = _stack(tmp_path)
+    try:
+        ids = [_post(web, make_status()) for _ in range(4)]
+        attempts = []
+
+        def store_of():
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise ConnectionError("the event log's database is not up yet")
+            return event_log(web.settings)
+
+        writer = event_log_writer(web.settings, store_of)
+        for _ in range(2):
+            try:
+                writer.step()
+            except ConnectionError:
+                pass
+        assert writer.drain() == 4
+        assert sorted(r["event_id"] for r in event_log(web.settings).recent_events(100)) == sorted(ids)
+    finally:
+        _cleanup(web, config)
+
+
+def test_values_the_event_log_cannot_store_are_refused_with_a_400(tmp_path):
+    web, config = _stack(tmp_path)
+    try:
+        for field, value in (("channel", "c" * 65), ("distinct_id", "d" * 256), ("distinct_id", "a\x00b")):
+            body = json.dumps({**make_status(), field: value}).encode()
+            answer = web.ingest.handle(WebhookRequest(
+                headers={"Content-Type": "application/json"}, read=lambda n, b=body: b[:n], remote_addr="127.0.0.1",
+                forwarded_for=(), content_length=len(body), content_type="application/json",
+                mimetype="application/json", charset=None), web.routes[0])
+            assert answer.code == 400 and field in answer.body["errors"], answer.body
+        assert redis.Redis.from_url(REDIS).xlen(web.dispatcher.fastpath.log_stream) == 0
+    finally:
+        _cleanup(web, config)
+
+
+def test_a_redis_broker_with_dedup_elsewhere_logs_through_the_stream_too(tmp_path):
+    """Redis broker, SQLite dedup (no fast path): the event still goes to the stream on the broker's Redis,
+    right after its tasks, never to a log queue, which kombu's Redis transport could lose (the BRPOP gap)."""
+    web, config = _stack(tmp_path, SUPRHOOK_DEDUP_URL=f"sqlite:///{tmp_path}/dedup.sqlite3")
+    client = redis.Redis.from_url(REDIS)
+    stream = f"suprhook:eventlog:{config['SUPRHOOK_QUEUE']}"
+    try:
+        assert web.dispatcher.fastpath is None and web.dispatcher.log_queue is None
+        assert web.dispatcher.store is None
+        ids = [_post(web, make_status()) for _ in range(3)]
+        assert client.xlen(stream) == 3
+        writer = event_log_writer(web.settings)
+        assert writer.drain() == 3
+        assert sorted(r["event_id"] for r in event_log(web.settings).recent_events(100)) == sorted(ids)
+    finally:
+        client.delete(stream, config["SUPRHOOK_QUEUE"])

@@ -71,6 +71,8 @@ FOLLOWUPS_FAILED = Counter("suprhook_followups_failed", "Follow-up events not se
 EVENTLOG_WRITTEN = Counter("suprhook_eventlog_written", "Accepted events the log writer wrote to the event log")
 EVENTLOG_BATCH_SECONDS = Histogram("suprhook_eventlog_batch_duration_seconds",
                                    "Time to write one batch of accepted events to the event log", buckets=_RUN_LATENCY)
+EVENTLOG_DEAD = Counter("suprhook_eventlog_dead", "Accepted events the event log refused as data or could not "
+                        "read: moved to the dead letter (<stream>:dead / <queue>.dead) for a person to look at")
 EVENTLOG_FAILURES = Counter("suprhook_eventlog_write_failures",
                             "Batches the log writer could not write (retried; the events wait on the broker)")
 

@@ -80,7 +80,8 @@ class Timeline:
 
     def __init__(self, store: "EventStore", supr_nid: str | None, event: Event | None = None) -> None:
         self._store, self.supr_nid = store, supr_nid
-        own = event is not None and event.is_status and event.status and event.reference.supr_nid == supr_nid
+        own = bool(supr_nid) and event is not None and event.is_status and event.status \
+            and event.reference.supr_nid == supr_nid  # the log keeps a timeline only for a notification
         self._own = TimelineEntry(event.status, event.timestamp, event.event_id) if own else None  # type: ignore
 
     @property
@@ -189,7 +190,9 @@ class EventStore(DatabaseUser):
                 conn.execute(self._insert_timeline, [{"supr_nid": e.supr_nid, "event_id": e.event_id,
                                                       "status": e.status, "status_at": e.status_at,
                                                       "recorded_at": e.received_at} for e in statuses])
-                for e in statuses:  # one at a time: two statuses of one notification in a batch both count
+                # One at a time, so two statuses of one notification in a batch both count; ordered by
+                # notification so that two writers' batches lock rows in one order (no deadlock on PostgreSQL).
+                for e in sorted(statuses, key=lambda e: e.supr_nid or ""):
                     rank = STATUS_RANK.get(e.status)
                     if rank is not None:  # an unknown word is kept in the history but never moves the status
                         conn.execute(self._advance_status, {"supr_nid": e.supr_nid, "current_status": e.status,

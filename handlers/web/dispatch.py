@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 from celery import Celery
 from kombu import Queue
@@ -41,14 +41,21 @@ class Outcome:
 class Dispatcher:
     def __init__(self, settings: Settings, registry: Registry, celery: Celery, dedup: DedupStore,
                  store: EventStore | None) -> None:
-        """`store`: the event log, written here on the two-phase path; None queue-first, where the worker's
-        log writer fills it from the stream (then the web process never opens it)."""
+        """`store`: the event log, written here on the embedded broker only; None elsewhere, where the worker's
+        log writer fills it from the broker (a Redis stream, or the log queue) and the web process never opens it."""
         self.settings, self.registry, self.celery, self.dedup, self.store = settings, registry, celery, dedup, store
         self.fastpath: RedisFastPath | None = None
         if queue_first(settings) and isinstance(dedup, RedisDedup):
             self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl, log_stream_key(settings))
         self.log_queue: Queue | None = None
-        if self.fastpath is None and log_mode(settings) == "queue":
+        self.log_stream: Any = None  # (a Redis client on the broker, the stream key): a Redis broker, dedup elsewhere
+        if self.fastpath is None and log_mode(settings) == "stream":
+            import redis
+
+            self.log_stream = (redis.Redis.from_url(settings.broker_url, socket_timeout=settings.publish_timeout,
+                                                    socket_connect_timeout=settings.publish_timeout),
+                               log_stream_key(settings))
+        elif self.fastpath is None and log_mode(settings) == "queue":
             name = log_queue_name(settings)
             self.log_queue = Queue(name, routing_key=name, durable=True)
         elif self.fastpath is None and store is None:
@@ -104,7 +111,7 @@ class Dispatcher:
         try:
             message = task_message(event.event_id, event.raw)
             names = [h.name for h in handlers]
-            if self.log_queue is None:
+            if self.log_queue is None and self.log_stream is None:
                 # The embedded broker logs synchronously, before it publishes: a crash between the two
                 # leaves pending runs for the recovery sweep.
                 self.store.record_accepted(event, names, body, headers)  # type: ignore[union-attr]
@@ -116,6 +123,9 @@ class Dispatcher:
                 )
             if self.log_queue is not None:  # after the tasks: a 503 never leaves a logged event behind
                 self._publish_log(log_message(event, names, body, headers))
+            elif self.log_stream is not None:  # one XADD on the broker's Redis (durable as the tasks are)
+                client, key = self.log_stream
+                client.xadd(key, log_entry(event, names, body, headers))
         except Exception as exc:  # broker or store failure: the sender must retry, so forget the claim
             try:
                 self.dedup.release(event.event_id)

@@ -26,15 +26,49 @@ log = logging.getLogger("suprhook.log_writer")
 GROUP = "suprhook-log"
 
 
-def _write(store: EventStore, logged: list[LoggedEvent]) -> None:
+# The database refuses the data itself (too long, a NUL byte, a broken constraint): retrying cannot help.
+try:
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    POISON: tuple[type[BaseException], ...] = (DataError, IntegrityError)
+except ImportError:  # pragma: no cover (SQLAlchemy is a dependency)
+    POISON = ()
+
+StoreOf = Callable[[], EventStore]
+
+
+def _store_of(store: "EventStore | StoreOf") -> StoreOf:
+    """A store, or what makes one on demand: the worker opens the event log inside the retry loop, so a
+    database that is down when the worker starts delays the log instead of stopping the writer for good."""
+    return (lambda: store) if hasattr(store, "record_logged") else store  # type: ignore[return-value]
+
+
+def _write(store_of: StoreOf, logged: list[LoggedEvent]) -> set[int]:
+    """Write `logged` in one transaction; the positions of the entries the database refuses as data (found by
+    writing one at a time), for the dead letter. Anything else (an outage) raises: the batch stays on the broker."""
+    if not logged:
+        return set()
     started = time.perf_counter()
+    store = store_of()
     try:
         store.record_logged(logged)
+        poison: set[int] = set()
+    except POISON:
+        poison = set()
+        for i, one in enumerate(logged):
+            try:
+                store.record_logged([one])
+            except POISON as exc:
+                log.error("event log: the database refuses event %s (%s): moved to the dead letter",
+                          one.event_id, type(exc).__name__)
+                poison.add(i)
     except Exception:
         metrics.EVENTLOG_FAILURES.inc()
         raise
     metrics.EVENTLOG_BATCH_SECONDS.observe(time.perf_counter() - started)
-    metrics.EVENTLOG_WRITTEN.inc(len(logged))
+    metrics.EVENTLOG_WRITTEN.inc(len(logged) - len(poison))
+    metrics.EVENTLOG_DEAD.inc(len(poison))
+    return poison
 
 
 def _keep_writing(step: Callable[[], int], reset: Callable[[], None] = lambda: None) -> threading.Event:
@@ -63,9 +97,10 @@ def _keep_writing(step: Callable[[], int], reset: Callable[[], None] = lambda: N
 class EventLogWriter:
     """`step()` writes one batch; `start()` runs it on a daemon thread until the returned event is set."""
 
-    def __init__(self, client: Any, stream: str, store: EventStore, *, batch: int = 500, block: float = 1.0,
-                 claim_idle: float = 30.0, consumer: str | None = None) -> None:
-        self.client, self.stream, self.store = client, stream, store
+    def __init__(self, client: Any, stream: str, store: "EventStore | StoreOf", *, batch: int = 500,
+                 block: float = 1.0, claim_idle: float = 30.0, consumer: str | None = None) -> None:
+        self.client, self.stream, self.store_of = client, stream, _store_of(store)
+        self.dead_letter = stream + ":dead"  # entries that can never be written, kept for a person to look at
         self.batch, self.block, self.claim_idle = batch, block, claim_idle
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self._grouped = False
@@ -103,19 +138,27 @@ class EventLogWriter:
     def step(self, block_ms: int | None = None) -> int:
         """Write one batch; how many entries it held (0: nothing waited)."""
         self.ensure_group()
-        entries = self._entries(block_ms)
+        try:
+            entries = self._entries(block_ms)
+        except Exception as exc:
+            if "NOGROUP" in str(exc):  # the stream was deleted (FLUSHDB): create the group again next time
+                self._grouped = False
+            raise
         if not entries:
             return 0
-        logged, broken = [], []
+        readable, dead = [], []
         for entry_id, fields in entries:
             try:
-                logged.append(LoggedEvent.from_entry(fields))
-            except (KeyError, ValueError, TypeError) as exc:  # never written by us: keep it from blocking the rest
-                log.error("event log: dropping malformed stream entry %s: %s", entry_id, exc)
-                broken.append(entry_id)
-        _write(self.store, logged)
+                readable.append((entry_id, fields, LoggedEvent.from_entry(fields)))
+            except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:  # not our format (another version?)
+                log.error("event log: stream entry %s is not readable (%s): moved to the dead letter", entry_id, exc)
+                dead.append((fields, f"unreadable: {type(exc).__name__}: {exc}"))
+        poison = _write(self.store_of, [logged for _, _, logged in readable])
+        dead += [(fields, "refused by the database") for i, (_, fields, _) in enumerate(readable) if i in poison]
         ids = [entry_id for entry_id, _ in entries]
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=True)  # dead-lettered and acknowledged together, or neither
+        for fields, reason in dead:
+            pipe.xadd(self.dead_letter, {**fields, b"reason": reason.encode()})
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
         pipe.execute()
@@ -146,8 +189,10 @@ class QueueLogWriter:
     message is acknowledged only once its batch has committed: a writer that dies leaves its batch unacked,
     and the broker redelivers it to another (the write is idempotent)."""
 
-    def __init__(self, celery: Any, queue: Any, store: EventStore, *, batch: int = 500, block: float = 1.0) -> None:
-        self.celery, self.queue, self.store = celery, queue, store
+    def __init__(self, celery: Any, queue: Any, store: "EventStore | StoreOf", *, batch: int = 500,
+                 block: float = 1.0) -> None:
+        self.celery, self.queue, self.store_of = celery, queue, _store_of(store)
+        self.dead_letter = f"{queue.name}.dead"  # messages that can never be written, kept for a person
         self.batch, self.block = batch, block
         self._connection: Any = None
         self._simple: Any = None
@@ -155,14 +200,15 @@ class QueueLogWriter:
     def _open(self) -> Any:
         if self._simple is None:
             self._connection = self.celery.connection_for_read()
-            self._simple = self._connection.SimpleQueue(self.queue, no_ack=False, serializer="json")
-            self._simple.consumer.qos(prefetch_count=self.batch)  # at most one batch unacknowledged
+            self._simple = self._connection.SimpleQueue(self.queue, no_ack=False, serializer="json",
+                                                        accept=["json"])
+            self._simple.consumer.qos(prefetch_count=self.batch)  # the broker pushes at most one batch
         return self._simple
 
     def close(self) -> None:
         """Close the connection (what a batch holds unacknowledged goes back to the queue)."""
-        if self._simple is not None:
-            for closing in (self._simple.close, self._connection.release):
+        for closing in (getattr(self._simple, "close", None), getattr(self._connection, "release", None)):
+            if closing is not None:
                 try:
                     closing()
                 except Exception:  # already gone with the broker
@@ -175,20 +221,32 @@ class QueueLogWriter:
         messages = []
         try:
             messages.append(simple.get(block=block is not None, timeout=block))
-            while len(messages) < self.batch:
-                messages.append(simple.get(block=False))
+            while len(messages) < self.batch:  # what the consumer already holds (basic_get would not see it)
+                messages.append(simple.get(block=True, timeout=0.01))
         except simple.Empty:
             pass
         except Exception:
             self.close()  # a broken connection: reconnect next time; the unacked messages are redelivered
             raise
-        logged = []
+        readable, dead = [], []
         for message in messages:
             try:
-                logged.append(LoggedEvent.from_message(message.payload))
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                log.error("event log: dropping malformed log message: %s", exc)
-        _write(self.store, logged)
+                readable.append((message, LoggedEvent.from_message(message.payload)))
+            except Exception as exc:  # not our format (another version?), or not decodable
+                log.error("event log: a log message is not readable (%s): moved to the dead letter", exc)
+                dead.append((message, f"unreadable: {type(exc).__name__}: {exc}"))
+        poison = _write(self.store_of, [logged for _, logged in readable])
+        dead += [(message, "refused by the database") for i, (message, _) in enumerate(readable) if i in poison]
+        if dead:
+            from kombu import Producer, Queue
+
+            queue = Queue(self.dead_letter, routing_key=self.dead_letter, durable=True)
+            producer = Producer(self._connection.default_channel)
+            for message, reason in dead:  # kept before the original is acknowledged
+                producer.publish({"reason": reason, "body": message.body.decode("utf-8", "replace")
+                                  if isinstance(message.body, bytes) else str(message.body)},
+                                 serializer="json", exchange="", routing_key=self.dead_letter, declare=[queue],
+                                 delivery_mode=2)
         for message in messages:
             message.ack()
         return len(messages)

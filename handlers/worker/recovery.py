@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 
 from celery import Celery
 from kombu.exceptions import ChannelError
@@ -87,14 +87,18 @@ def _resend(store: EventStore, celery: Celery, registry: Registry, settings: Set
     return sent
 
 
-def start_sweeper(store: EventStore, celery: Celery, registry: Registry, settings: Settings) -> threading.Event:
+def start_sweeper(store: EventStore | Callable[[], EventStore], celery: Celery, registry: Registry,
+                  settings: Settings) -> threading.Event:
+    """Sweep every `every` seconds on a daemon thread. `store` may be what opens the event log: it is opened
+    inside the loop, so a database that is down when the worker starts only delays the first sweep."""
     stop = threading.Event()
     every = max(1.0, min(settings.recovery_after / 4, settings.lease_renew_every))
+    store_of = store if callable(store) else (lambda: store)
 
     def loop() -> None:
         while not stop.wait(every):
             try:
-                sweep_once(store, celery, registry, settings)
+                sweep_once(store_of(), celery, registry, settings)
             except Exception:  # the sweep must outlive a passing store error
                 log.exception("recovery sweep failed; retrying in %.0f s", every)
 

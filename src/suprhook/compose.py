@@ -16,6 +16,7 @@ alone and say which one fails.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -200,33 +201,42 @@ def build_worker(config: Config | None = None, *, registry: Registry | None = No
     guard_pool_processes()  # pool processes take SIGTERM only from the main process (handlers/worker/shutdown.py)
 
     def on_ready(**_: object) -> None:
+        # Each part on its own: Celery only logs what a worker_ready receiver raises, and one failing start
+        # must not keep the others from starting.
+        starts = []
         if settings.embedded_broker:
-            embedded.start_cleanup(settings.broker_url)
+            starts.append(("embedded broker cleanup", lambda: embedded.start_cleanup(settings.broker_url)))
         if log_mode(settings) != "sync":  # the receivers leave the event log to the worker: this process writes it
-            event_log_writer(settings, runtime.event_store(), app).start()
+            # The store opens inside the writer's retry loop: a database that is down now delays the log.
+            starts.append(("event log writer", lambda: event_log_writer(settings, runtime.event_store, app).start()))
         if settings.recovery_sweep:
-            start_sweeper(runtime.event_store(), app, core.registry, settings)
-        if core.usermaven is not None:
-            core.usermaven.start()  # its flusher thread; it flushes again on worker_shutdown
+            starts.append(("recovery sweep", lambda: start_sweeper(runtime.event_store, app, core.registry, settings)))
+        if core.usermaven is not None:  # its flusher thread; it flushes again on worker_shutdown
+            starts.append(("Usermaven flusher", core.usermaven.start))
+        for name, start in starts:
+            try:
+                start()
+            except Exception:
+                logging.getLogger("suprhook.worker").exception("could not start the %s", name)
 
     worker_ready.connect(on_ready, weak=False)
     return Worker(settings, core.registry, app, runtime, core.usermaven)
 
 
-def event_log_writer(settings: Settings, store: "EventStore | None" = None,
+def event_log_writer(settings: Settings, store: "EventStore | Callable[[], EventStore] | None" = None,
                      celery: "Celery | None" = None) -> "EventLogWriter | QueueLogWriter":
     """The writer that moves accepted events into the event log: from the Redis stream (queue-first) or from
     the log queue (any other remote broker). The embedded broker's receiver writes the log itself."""
     from .handlers.messages import log_mode, log_queue_name, log_stream_key
     from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
 
-    store = store if store is not None else event_log(settings)
+    store = store if store is not None else (lambda: event_log(settings))
     mode = log_mode(settings)
     if mode == "stream":
         import redis
 
-        client = redis.Redis.from_url(settings.dedup_url, socket_timeout=10, socket_connect_timeout=5,
-                                      health_check_interval=25)
+        client = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=5,
+                                      health_check_interval=25)  # the stream lives on the broker's Redis
         return EventLogWriter(client, log_stream_key(settings), store)
     if mode == "queue":
         from kombu import Queue
