@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from typing import Any, Callable
 
 from ..messages import LoggedEvent
@@ -102,7 +103,10 @@ class EventLogWriter:
         self.client, self.stream, self.store_of = client, stream, _store_of(store)
         self.dead_letter = stream + ":dead"  # entries that can never be written, kept for a person to look at
         self.batch, self.block, self.claim_idle = batch, block, claim_idle
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        # Unique per writer: containers often share a hostname and pid 1, and two writers under one name would
+        # share one pending list (and write each other's batches twice). A stopped writer's entries are taken
+        # over by XAUTOCLAIM, whatever its name.
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._grouped = False
         self._next_claim = 0.0
 
@@ -126,6 +130,7 @@ class EventLogWriter:
         now = time.monotonic()
         if now >= self._next_claim:
             self._next_claim = now + max(1.0, self.claim_idle / 2)
+            self._forget_stopped_writers()
             claimed = self.client.xautoclaim(self.stream, GROUP, self.consumer, int(self.claim_idle * 1000),
                                              start_id="0-0", count=self.batch)
             entries = [e for e in claimed[1] if e[1]]
@@ -134,6 +139,14 @@ class EventLogWriter:
                 return entries
         new = self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch, block=block_ms)
         return new[0][1] if new else []
+
+    def _forget_stopped_writers(self, idle_ms: int = 3_600_000) -> None:
+        """Remove group members idle for an hour with nothing pending (each writer process has its own name)."""
+        for member in self.client.xinfo_consumers(self.stream, GROUP):
+            name = member.get("name")
+            name = name.decode() if isinstance(name, bytes) else name
+            if member.get("pending") == 0 and member.get("idle", 0) > idle_ms and name != self.consumer:
+                self.client.xgroup_delconsumer(self.stream, GROUP, name)
 
     def step(self, block_ms: int | None = None) -> int:
         """Write one batch; how many entries it held (0: nothing waited)."""
