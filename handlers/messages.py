@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlparse
 
+from kombu import Queue
+
 from ..schemas import Event
 
 from .observability.jsonlog import correlation_id as current_correlation_id
@@ -74,12 +76,12 @@ def log_stream_key(settings: Any) -> str:
 
 
 def log_entry(event: Event, handlers: Iterable[str], body: bytes | str | None,
-              headers: Mapping[str, str] | None, received_at: float | None = None) -> dict[str, bytes]:
+              headers: Mapping[str, str] | None) -> dict[str, bytes]:
     """The stream entry of an accepted event: what `EventStore.record_logged` writes, without re-validating."""
     meta = {"type": event.event_type, "channel": event.channel, "status": event.status,
             "nid": event.reference.supr_nid, "distinct_id": event.distinct_id, "is_status": event.is_status,
             "status_at": event.timestamp.isoformat() if event.timestamp else None, "handlers": list(handlers),
-            "received_at": time.time() if received_at is None else received_at}
+            "received_at": time.time()}
     raw = body if body is not None else json.dumps(event.raw)
     return {"id": event.event_id.encode(), "meta": json.dumps(meta).encode(),
             "body": raw if isinstance(raw, bytes) else raw.encode(),
@@ -134,14 +136,16 @@ def log_mode(settings: Any) -> str:
 
     Not the log queue on Redis: kombu's Redis transport loses a message taken by BRPOP but not yet recorded
     as unacked when its consumer dies, and nothing would sweep a lost log message."""
-    if queue_first(settings) or urlparse(settings.broker_url).scheme in ("redis", "rediss"):
+    if urlparse(settings.broker_url).scheme in ("redis", "rediss"):  # queue-first or not
         return "stream"
     return "sync" if settings.embedded_broker else "queue"
 
 
-def log_queue_name(settings: Any) -> str:
-    """The broker queue of accepted events not yet in the event log ("queue" mode)."""
-    return f"suprhook.eventlog.{settings.default_queue}"
+def log_queue(settings: Any) -> Queue:
+    """The broker queue of accepted events not yet in the event log ("queue" mode). Receivers publish to it and
+    writers consume it: one declaration, so the two can never disagree on its arguments (PRECONDITION_FAILED)."""
+    name = f"suprhook.eventlog.{settings.default_queue}"
+    return Queue(name, routing_key=name, durable=True)
 
 
 def log_message(event: Event, handlers: Iterable[str], body: bytes | str | None,

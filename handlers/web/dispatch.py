@@ -20,7 +20,7 @@ from ...schemas.vendors import record_drift
 
 from ..errors import EnqueueError, InFlight
 from ..observability import metrics
-from ..messages import (is_echo, log_entry, log_message, log_mode, log_queue_name, log_stream_key, queue_first,
+from ..messages import (is_echo, log_entry, log_message, log_mode, log_queue, log_stream_key, queue_first,
                         task_id, task_message)
 from ..registry import Handler, Registry
 from ..settings import Settings, redact_url
@@ -49,16 +49,16 @@ class Dispatcher:
             self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl, log_stream_key(settings))
         self.log_queue: Queue | None = None
         self.log_stream: Any = None  # (a Redis client on the broker, the stream key): a Redis broker, dedup elsewhere
-        if self.fastpath is None and log_mode(settings) == "stream":
+        mode = log_mode(settings)
+        if self.fastpath is None and mode == "stream":
             import redis
 
             self.log_stream = (redis.Redis.from_url(settings.broker_url, socket_timeout=settings.publish_timeout,
                                                     socket_connect_timeout=settings.publish_timeout),
                                log_stream_key(settings))
-        elif self.fastpath is None and log_mode(settings) == "queue":
-            name = log_queue_name(settings)
-            self.log_queue = Queue(name, routing_key=name, durable=True)
-        elif self.fastpath is None and store is None:
+        elif mode == "queue":
+            self.log_queue = log_queue(settings)
+        elif mode == "sync" and store is None:
             raise ValueError("the embedded broker's receiver writes the event log: a store is required")
 
     def submit(self, event: Event, body: bytes | None = None, headers: Mapping[str, str] | None = None) -> Outcome:

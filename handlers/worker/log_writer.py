@@ -19,6 +19,8 @@ import time
 import uuid
 from typing import Any, Callable
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from ..messages import LoggedEvent
 from ..observability import metrics
 from ..stores.store import EventStore
@@ -28,12 +30,7 @@ GROUP = "suprhook-log"
 
 
 # The database refuses the data itself (too long, a NUL byte, a broken constraint): retrying cannot help.
-try:
-    from sqlalchemy.exc import DataError, IntegrityError
-
-    POISON: tuple[type[BaseException], ...] = (DataError, IntegrityError)
-except ImportError:  # pragma: no cover (SQLAlchemy is a dependency)
-    POISON = ()
+POISON = (DataError, IntegrityError)
 
 StoreOf = Callable[[], EventStore]
 
@@ -186,7 +183,7 @@ class EventLogWriter:
         return _keep_writing(lambda: self.step(block_ms=int(self.block * 1000)))
 
     def drain(self, timeout: float = 10.0) -> int:
-        """Write until the stream is empty (tests, shutdown); how many entries were written."""
+        """Write until the stream is empty (tests); how many entries were written."""
         written, deadline = 0, time.monotonic() + timeout
         while time.monotonic() < deadline:
             n = self.step()

@@ -178,7 +178,8 @@ def worker_runtime(settings: Settings, *,
 
 
 def build_worker(config: Config | None = None, *, registry: Registry | None = None) -> Worker:
-    """Everything the worker needs; its threads (recovery sweep, Usermaven flusher) start on worker_ready."""
+    """Everything the worker needs; its threads (event log writer, recovery sweep, Usermaven flusher) start on
+    worker_ready."""
     from .handlers.worker.worker_metrics import prepare as prepare_observability
 
     prepare_observability(config)  # first: before anything imports prometheus_client
@@ -227,7 +228,7 @@ def event_log_writer(settings: Settings, store: "EventStore | Callable[[], Event
                      celery: "Celery | None" = None) -> "EventLogWriter | QueueLogWriter":
     """The writer that moves accepted events into the event log: from the Redis stream (queue-first) or from
     the log queue (any other remote broker). The embedded broker's receiver writes the log itself."""
-    from .handlers.messages import log_mode, log_queue_name, log_stream_key
+    from .handlers.messages import log_mode, log_queue, log_stream_key
     from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
 
     store = store if store is not None else (lambda: event_log(settings))
@@ -239,11 +240,8 @@ def event_log_writer(settings: Settings, store: "EventStore | Callable[[], Event
                                       health_check_interval=25)  # the stream lives on the broker's Redis
         return EventLogWriter(client, log_stream_key(settings), store)
     if mode == "queue":
-        from kombu import Queue
-
-        name = log_queue_name(settings)
-        return QueueLogWriter(celery if celery is not None else producer(settings, Registry()),
-                              Queue(name, routing_key=name, durable=True), store)
+        return QueueLogWriter(celery if celery is not None else producer(settings, Registry()), log_queue(settings),
+                              store)
     raise ValueError("the embedded broker's receiver writes the event log itself: there is no log writer")
 
 
