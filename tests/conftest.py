@@ -191,3 +191,44 @@ def redis_prefix():
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     for key in client.scan_iter(prefix + "*"):
         client.delete(key)
+
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: Any, tmp_path: Path) -> Any:
+    """An event-log URL: a SQLite file, or a throwaway schema on the local PostgreSQL (dropped after the test,
+    with the pooled connections every store of this process opened on it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/events.sqlite3"
+        return
+    from sqlalchemy import create_engine, text
+
+    from suprhook.handlers.stores.db import open_database
+
+    schema = f"suprhook_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG}?options=-csearch_path%3D{schema}"
+    yield url
+    open_database(url).dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def start_together(target: Callable[..., None], args: list[tuple[Any, ...]]) -> list[int | None]:
+    """Fork one process per `args` entry, release them at once (`target(*args, barrier)` waits on the barrier),
+    and return their exit codes: for races between processes opening the same file."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(len(args))
+    procs = [ctx.Process(target=target, args=(*a, barrier)) for a in args]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(30)
+    return [proc.exitcode for proc in procs]

@@ -11,26 +11,14 @@ from sqlalchemy import create_engine, text
 from suprhook.handlers.stores.store import EventStore, RunInProgress
 from suprhook.schemas import load_event
 
-from .conftest import make_status
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from .conftest import PG, make_status, start_together
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        yield EventStore(f"sqlite:///{tmp_path}/events.sqlite3")
-        return
-    schema = f"suprhook_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    store = EventStore(f"{PG}?options=-csearch_path%3D{schema}")
+@pytest.fixture
+def store(store_url):
+    store = EventStore(store_url)  # SQLite, or a throwaway PostgreSQL schema (conftest.store_url)
     yield store
     store.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def status(word: str, nid: str = "nid-1", ts: int = 1_700_000_000_000) -> object:
@@ -181,18 +169,9 @@ def test_processes_starting_together_create_the_tables_once(tmp_path):
     """gunicorn -w 3 plus a worker on a fresh data dir: every process creates the store at once.
     Without the writer lock around create_all, 55 of 80 such processes failed with 'table
     suprhook_events already exists' (and gunicorn shut down: 'Worker failed to boot')."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("fork")
     for attempt in range(5):
         url = f"sqlite:///{tmp_path / f'race-{attempt}' / 'events.sqlite3'}"
-        barrier = context.Barrier(4)
-        procs = [context.Process(target=_open_store, args=(url, barrier)) for _ in range(4)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(30)
-        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+        assert start_together(_open_store, [(url,)] * 4) == [0, 0, 0, 0]
 
 
 def test_a_redelivered_event_gets_no_runs_for_handlers_added_since(store):

@@ -9,10 +9,9 @@ import signal
 import sqlite3
 import threading
 import time
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from suprhook.handlers.stores.db import (OPEN_DATABASES, ThreadLocalSQLite, connect, open_database, sqlite_file,
                                          sqlite_path)
@@ -21,27 +20,7 @@ from suprhook.handlers.stores.store import EventStore
 from suprhook.handlers.stores.usermaven_outbox import Outbox
 from suprhook.schemas import load_event
 
-from .conftest import make_status
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/events.sqlite3"
-        return
-    schema = f"suprhook_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG}?options=-csearch_path%3D{schema}"
-    yield url
-    open_database(url).dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
+from .conftest import make_status, start_together
 
 def _child(check) -> bool:
     """Run `check()` in a forked child; True when it returned truthy (a hang fails after 20 s)."""
@@ -234,17 +213,8 @@ def _open_when_released(path: str, barrier) -> None:
 def test_many_processes_opening_a_new_file_at_once_all_get_it_in_wal_mode(tmp_path):
     """Switching a new file to WAL from several processes at once could fail at once with "database is
     locked" (no busy wait): a gunicorn receiver failed to boot beside its worker on the embedded broker."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")
     for round_ in range(5):
         path = str(tmp_path / f"fresh-{round_}.sqlite3")
-        barrier = ctx.Barrier(8)
-        procs = [ctx.Process(target=_open_when_released, args=(path, barrier)) for _ in range(8)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(30)
-        assert [p.exitcode for p in procs] == [0] * 8
+        assert start_together(_open_when_released, [(path,)] * 8) == [0] * 8
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import create_engine, text
 
 from suprhook.handlers import Registry, Settings
 from suprhook.handlers.errors import ConfigError
@@ -24,7 +23,6 @@ from suprhook.schemas import load_event
 from .conftest import REPO, LiveServer, Worker, make_inbound, make_status, stack_config, wait_until
 from .fake_usermaven import FakeUsermaven
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 GUPSHUP_FAILED = json.loads((REPO / "tests/fixtures/vendors/gupshup/enterprise_status_failed.json").read_text())
 
 
@@ -299,24 +297,6 @@ def test_the_token_stays_out_of_logs_and_errors(fake, tmp_path, caplog):
     with sqlite3.connect(tmp_path / "down" / "events.sqlite3") as db:
         (error,) = db.execute("SELECT error FROM suprhook_usermaven_outbox").fetchone()
     assert "ConnectionError" in error and fake.server_token not in error
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/events.sqlite3"
-        return
-    schema = f"suprhook_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    from suprhook.handlers.stores.db import open_database
-
-    open_database(f"{PG}?options=-csearch_path%3D{schema}").dispose()  # the outboxes' pooled connections
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def test_outbox_leases_are_exclusive_and_expire(store_url):
