@@ -68,7 +68,7 @@ def test_the_receiver_writes_only_redis_and_the_writer_fills_the_event_log(tmp_p
 def test_a_stopped_writers_entries_are_taken_over_and_written_once(tmp_path):
     """A writer that read a batch and died before acknowledging it leaves the entries pending; another
     writer claims them once they are `claim_idle` old. (claim_idle is 0.2 s here instead of 30 s so the
-    test does not wait; the default is tested by the chaos test's worker kills.)"""
+    test sees the timing; the next test runs the default.)"""
     web, config = _stack(tmp_path)
     try:
         ids = [_post(web, make_status()) for _ in range(5)]
@@ -84,6 +84,29 @@ def test_a_stopped_writers_entries_are_taken_over_and_written_once(tmp_path):
         assert live.drain() == 5
         assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
         assert live.drain() == 0 and client.xpending(stream, GROUP)["pending"] == 0
+    finally:
+        _cleanup(web, config)
+
+
+def test_with_the_default_claim_idle_entries_are_taken_over_after_30_s_not_before(tmp_path):
+    """The default (claim_idle 30 s), without waiting 30 s: Redis's XCLAIM ... IDLE sets how long an entry has
+    been pending, so the dead writer's entries are made 29 s old, then 31 s old."""
+    web, config = _stack(tmp_path)
+    try:
+        ids = [_post(web, make_status()) for _ in range(3)]
+        store, client = event_log(web.settings), redis.Redis.from_url(REDIS)
+        stream = web.dispatcher.fastpath.log_stream
+        EventLogWriter(client, stream, store, consumer="dead-writer").ensure_group()
+        taken = [entry_id for entry_id, _ in client.xreadgroup(GROUP, "dead-writer", {stream: ">"})[0][1]]
+        live = EventLogWriter(client, stream, store)  # every default: batch 500, block 1 s, claim_idle 30 s
+        assert live.claim_idle == 30.0
+        client.xclaim(stream, GROUP, "dead-writer", 0, taken, idle=29_000)
+        assert live.step() == 0  # 29 s: its writer may still be writing them
+        client.xclaim(stream, GROUP, "dead-writer", 0, taken, idle=31_000)
+        # A writer looks for stopped writers' entries at its first step, then every claim_idle / 2: a second
+        # writer with the defaults, rather than waiting 15 s for this one to look again.
+        assert EventLogWriter(client, stream, store).step() == 3
+        assert sorted(r["event_id"] for r in store.recent_events(100)) == sorted(ids)
     finally:
         _cleanup(web, config)
 
