@@ -239,7 +239,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from ..compose import producer
     from ..handlers.stores.store import DONE, EventStore
-    from ..handlers.worker.recovery import redispatch
+    from ..handlers.replay import redispatch
 
     try:
         core = _loaded()

@@ -1,9 +1,9 @@
-"""Re-dispatching handler runs from the event log: the recovery sweep and `suprhook replay`."""
+"""The recovery sweep: re-sending handler runs whose task was lost or whose holder died."""
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterable
+from typing import Callable
 
 from celery import Celery
 from kombu.exceptions import ChannelError
@@ -11,33 +11,9 @@ from kombu.exceptions import ChannelError
 from ..registry import Registry
 from ..settings import Settings
 from ..stores.store import EventStore
-from ..messages import task_message
+from ..replay import redispatch
 
 log = logging.getLogger("suprhook.recovery")
-
-
-def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: Settings,
-               pairs: Iterable[tuple[str, str]], reopen: bool = True) -> tuple[int, list[str]]:
-    """Send a task for each (event_id, handler); returns (sent, problems). The worker's run
-    bookkeeping skips any run that has succeeded meanwhile, so sending twice is harmless.
-    `reopen=False`: the runs were reopened already, by the sweep's claim (see sweep_once)."""
-    sent, problems = 0, []
-    for event_id, name in pairs:
-        payload = store.body(event_id)
-        try:
-            handler = registry.get(name)
-        except KeyError:
-            problems.append(f"{event_id}: handler {name} is not registered here (check SUPRHOOK_HANDLERS)")
-            continue
-        if payload is None:
-            problems.append(f"{event_id}: not in the event log")
-            continue
-        if reopen and not store.reopen_run(event_id, name):  # it succeeded meanwhile, or runs under a live lease
-            continue
-        celery.send_task(handler.task_name, args=[task_message(event_id, payload)],
-                         queue=handler.queue or settings.default_queue)
-        sent += 1
-    return sent, problems
 
 
 def queue_depth(celery: Celery, queue: str) -> int:
