@@ -13,18 +13,40 @@ from urllib.parse import urlparse
 
 from kombu import Queue
 
-from ..schemas import Event
+from ..schemas import Event, load_event
+from ..schemas.wire import from_wire, to_wire
 
 from .observability.jsonlog import correlation_id as current_correlation_id
 
 _TASK_NS = uuid.UUID("6f1f0d8e-5b0e-4c55-9f3c-2a4a1b7d9e10")
 
 
-def task_message(event_id: str, payload: dict, correlation_id: str | None = None) -> dict:
-    """The one argument of every handler task: the raw payload, so the worker loads it as received, and the
-    correlation id (default: the current request's) that the worker's log lines for it carry."""
-    return {"v": 1, "event_id": event_id, "payload": payload, "received_at": datetime.now(timezone.utc).isoformat(),
-            "correlation_id": correlation_id or current_correlation_id.get()}
+def task_message(event_id: str, payload: dict, correlation_id: str | None = None,
+                 event: Event | None = None) -> dict:
+    """The one argument of every handler task: the raw payload, so the worker has it as received; the normalized
+    `event` when the sender has it (the receiver does), so the worker need not validate the payload again
+    (`schemas.wire`); and the correlation id (default: the current request's) its log lines carry."""
+    message = {"v": 1, "event_id": event_id, "payload": payload,
+               "received_at": datetime.now(timezone.utc).isoformat(),
+               "correlation_id": correlation_id or current_correlation_id.get()}
+    if event is not None:
+        message["event"] = to_wire(event)
+    return message
+
+
+def message_event(message: Mapping[str, Any]) -> Event:
+    """The event of a task message: rebuilt from its wire form when it has one of this model version, else
+    loaded (validated and normalized) from its raw payload. KeyError or marshmallow's ValidationError when
+    the message carries no loadable event."""
+    wire, event_id = message.get("event"), message.get("event_id")
+    if wire is not None:
+        try:
+            event = from_wire(wire, message["payload"])
+            if event.event_id == event_id:
+                return event
+        except ValueError:  # another model version (a rolling deploy): load it as received
+            pass
+    return load_event(message["payload"], event_id=event_id)
 
 
 def task_id(event_id: str, handler_name: str) -> str:

@@ -35,7 +35,7 @@ from .integrations.followup import JsonResponse, TimedSuprsend
 from .registry import Handler, Registry
 from .settings import Settings
 from .stores.store import Timeline
-from .messages import is_echo
+from .messages import is_echo, message_event
 from .worker.runtime import WorkerRuntime
 from .worker.tasks import run_handler
 
@@ -331,7 +331,7 @@ def drain(celery: Celery, registry: Registry, settings: Settings, recorder: Foll
                     if handler is None:
                         continue
                     body = args[0]
-                    event = load_event(body["payload"], event_id=body["event_id"])
+                    event = message_event(body)  # as the worker does
                     event = dataclasses.replace(event, timeline=Timeline(runtime.event_store(),
                                                                           event.reference.supr_nid, event))
                     outcomes.append(_run_one(handler, event, runtime, recorder, 0))

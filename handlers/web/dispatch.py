@@ -80,7 +80,7 @@ class Dispatcher:
         """Broker and dedup on one Redis: dedup + enqueue + log stream in one atomic round trip, no SQL."""
         try:
             entry = log_entry(event, [h.name for h in handlers], body, headers)
-            message = task_message(event.event_id, event.raw)
+            message = task_message(event.event_id, event.raw, event=event)
             batch = []
             for handler in handlers:
                 queue = handler.queue or self.settings.default_queue
@@ -109,7 +109,7 @@ class Dispatcher:
         if claim == IN_FLIGHT:
             raise InFlight(event.event_id)
         try:
-            message = task_message(event.event_id, event.raw)
+            message = task_message(event.event_id, event.raw, event=event)
             names = [h.name for h in handlers]
             if self.log_queue is None and self.log_stream is None:
                 # The embedded broker logs synchronously, before it publishes: a crash between the two

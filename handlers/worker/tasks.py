@@ -10,10 +10,11 @@ from typing import Any
 from celery import Celery, Task
 from marshmallow import ValidationError
 
-from ...schemas import Event, load_event
+from ...schemas import Event
 
 from ..errors import PermanentError
 from ..integrations.followup import Followup
+from ..messages import message_event
 from ..observability.jsonlog import bind_run
 from ..observability.metrics import handler_run
 from ..registry import Filters, Handler, Registry
@@ -71,7 +72,7 @@ def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
         event_id = message.get("event_id")
         bind_run(message.get("correlation_id"), event_id, handler.name)
         try:
-            event = load_event(message["payload"], event_id=event_id)
+            event = message_event(message)
         except (KeyError, ValidationError) as exc:
             report("dead", task.request.retries, event_id=event_id, error=exc)
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytest
 
 from suprhook.handlers import Registry
+from suprhook.handlers.messages import message_event
 from suprhook.receiver import create_app
 from suprhook.schemas import Event, InboundMessage, VendorInfo, load_event
 
@@ -78,7 +79,9 @@ def receive(tmp_path_factory) -> Callable[..., Event]:
             queue.close()
         envelope_msg = args[0]
         assert envelope_msg["event_id"] == response.json["event_id"]
-        return load_event(envelope_msg["payload"], event_id=envelope_msg["event_id"])  # as the worker does
+        event = message_event(envelope_msg)  # as the worker does: rebuilt from the message's wire form
+        assert "event" in envelope_msg and event == load_event(envelope_msg["payload"], event_id=event.event_id)
+        return event
 
     return receive
 
