@@ -52,6 +52,7 @@ def templates(tmp: Path) -> tuple[Path, Path]:
     body = json.loads(SEED.read_text())
     body["reference"]["supr_nid"] = "__NID__"
     body["suprsend_inbound_message"]["text"]["body"] = "reply __NID__"
+    body["suprsend_inbound_message"]["timestamp"] = int(time.time() * 1000)  # sent now, as live traffic is
     plain = tmp / "body.json"
     plain.write_text(json.dumps(body))
     stamped = tmp / "body_sent.json"

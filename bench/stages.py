@@ -77,6 +77,7 @@ def main() -> None:
     seed = json.loads((REPO / "examples/payloads/whatsapp_status.json").read_text())
     headers = {"Authorization": "Bearer stages-token", "Content-Type": "application/json"}
     bodies = []
+    seed["suprsend_status"]["timestamp"] = int(time.time() * 1000)  # sent now, as live traffic is
     for i in range(args.events + 200):
         seed["reference"]["supr_nid"] = f"{queue}-{i}"
         bodies.append(json.dumps(seed))
@@ -96,16 +97,26 @@ def main() -> None:
     task = worker.tasks[on.get("bench.noop_handlers.noop").task_name]
     from suprhook.schemas import load_event
 
+    from suprhook.compose import run_book
+    from suprhook.handlers.messages import FIRST, run_key
+    from suprhook.handlers.stores.runs import RunBook
+
+    settings = app.extensions["suprhook"].settings
+    book = run_book(settings, store)
     messages = []
-    for body in bodies:  # logged first, as the receiver does: begin_run then takes its one-statement claim
+    for body in bodies:  # as the receiver leaves them: the run pending on Redis, the event in the message
         event = load_event(json.loads(body), event_id=f"evt_{uuid.uuid4().hex}")
-        store.record_accepted(event, ["bench.noop_handlers.noop"], body.encode())
-        messages.append(task_message(event.event_id, event.raw))
+        if book.client is not None:
+            book.client.hset(run_key(settings, event.event_id), "bench.noop_handlers.noop", FIRST)
+        else:
+            store.record_accepted(event, ["bench.noop_handlers.noop"], body.encode())
+        messages.append(task_message(event.event_id, event.raw, event=event))
     wacc: collections.Counter = collections.Counter()
-    for name, label in (("load_event", "validate + normalize"), ("run_handler", "handler call")):
-        _timed(wacc, tasks, name, label)
-    for name, label in (("begin_run", "begin_run (claim)"), ("finish_run", "finish_run (outcome)")):
-        _timed(wacc, EventStore, name, label)
+    _timed(wacc, tasks, "message_event", "event from the message")
+    _timed(wacc, tasks, "run_handler", "handler call")
+    for name, label in (("begin", "claim (RunBook.begin)"), ("finish", "outcome (RunBook.finish)")):
+        _timed(wacc, RunBook, name, label)
+    _timed(wacc, EventStore, "run_status", "  first claim's log read")
     for message in messages[:200]:
         task.run(message)
     wacc.clear()
@@ -120,7 +131,9 @@ def main() -> None:
     if args.broker == "redis":
         import redis
 
-        redis.Redis.from_url("redis://127.0.0.1:6379/13").delete(queue)
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+        client.delete(queue, *(run_key(settings, m["event_id"]) for m in messages))
+        client.delete(*client.keys(f"suprhook:eventlog:{queue}*"))
 
 
 if __name__ == "__main__":

@@ -110,6 +110,42 @@ def log_entry(event: Event, handlers: Iterable[str], body: bytes | str | None,
             "headers": json.dumps(dict(headers or {})).encode()}
 
 
+def run_key(settings: Any, event_id: str) -> str:
+    """The Redis hash of an event's handler runs (field: handler name, value: `status|attempts|lease_until`),
+    on the broker's Redis: created pending by the receiver in the call that queues the event's tasks, claimed
+    and finished there by workers (`stores.runs.RunBook`), and deleted once the event log has the outcome."""
+    return f"suprhook:runs:{settings.default_queue}:{event_id}"
+
+
+RUN_TTL = 2 * 86400  # an event's run hash outlives any retry schedule; finished runs are deleted long before
+FIRST = "pending|0|0"  # a run's state as the receiver creates it
+
+
+@dataclass(frozen=True)
+class RunTransition:
+    """A handler run's change of state (claimed, lease renewed, finished) as a worker made it on Redis, on its way
+    to the event log's run table through the event-log stream (an entry with a `run` field)."""
+
+    event_id: str
+    handler: str
+    attempts: int
+    status: str
+    lease_until: float | None
+    error: str | None
+    at: float
+
+    @classmethod
+    def from_entry(cls, fields: Mapping[bytes, bytes]) -> "RunTransition":
+        r = json.loads(fields[b"run"])
+        return cls(str(r["e"]), str(r["h"]), int(r["a"]), str(r["s"]), None if r.get("l") is None else float(r["l"]),
+                   r.get("err"), float(r["t"]))
+
+    @property
+    def final(self) -> bool:
+        """Never run again unless replayed: the Redis state can be dropped once the event log has it."""
+        return self.status in ("succeeded", "skipped", "dead")
+
+
 @dataclass(frozen=True)
 class LoggedEvent:
     """An accepted event as the event log records it (from a stream entry, or from an `Event` directly)."""

@@ -10,15 +10,20 @@ from celery import Celery
 from .messages import task_message
 from .registry import Registry
 from .settings import Settings
+from .stores.runs import RunBook, open_run_book
 from .stores.store import EventStore
 
 
 def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: Settings,
-               pairs: Iterable[tuple[str, str]], reopen: bool = True) -> tuple[int, list[str]]:
+               pairs: Iterable[tuple[str, str]], reopen: bool = True, *,
+               runs: RunBook | None = None) -> tuple[int, list[str]]:
     """Send a task for each (event_id, handler); returns (sent, problems). The worker's run
     bookkeeping skips any run that has succeeded meanwhile, so sending twice is harmless.
-    `reopen=False`: the runs were reopened already, by the sweep's claim (see sweep_once)."""
+    `reopen=False`: the runs were reopened already, by the sweep's claim (see sweep_once).
+    `runs`: where runs are reopened (default: the settings' run book, on the broker's Redis when it is one)."""
     sent, problems = 0, []
+    if reopen and runs is None:
+        runs = open_run_book(settings, lambda: store)
     for event_id, name in pairs:
         payload = store.body(event_id)
         try:
@@ -29,7 +34,7 @@ def redispatch(store: EventStore, celery: Celery, registry: Registry, settings: 
         if payload is None:
             problems.append(f"{event_id}: not in the event log")
             continue
-        if reopen and not store.reopen_run(event_id, name):  # it succeeded meanwhile, or runs under a live lease
+        if runs is not None and not runs.reopen(event_id, name):  # succeeded meanwhile, or runs under a live lease
             continue
         celery.send_task(handler.task_name, args=[task_message(event_id, payload)],
                          queue=handler.queue or settings.default_queue)

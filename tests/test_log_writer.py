@@ -117,11 +117,11 @@ class _Down:
     def __init__(self, store: EventStore, failures: int) -> None:
         self.store, self.failures = store, failures
 
-    def record_logged(self, logged):
+    def record_logged(self, logged, moves=()):
         if self.failures:
             self.failures -= 1
             raise ConnectionError("the event log's database is down")
-        return self.store.record_logged(logged)
+        return self.store.record_logged(logged, moves)
 
 
 def test_a_down_event_log_refuses_no_webhook_and_catches_up(tmp_path):

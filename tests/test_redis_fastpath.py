@@ -14,7 +14,7 @@ import redis
 
 from suprhook.handlers import Registry
 from suprhook.handlers.stores.dedup import DUPLICATE, IN_FLIGHT, NEW
-from suprhook.handlers.messages import same_redis
+from suprhook.handlers.messages import RUN_TTL, same_redis
 from suprhook.receiver import create_app
 
 from .conftest import LiveServer, Worker, make_status, stack_config, wait_until
@@ -88,20 +88,25 @@ def test_accept_is_atomic_and_remembers_only_what_it_queued(tmp_path):
     try:
         client.set(bad_queue, "not a list")  # a push that fails inside the script
         with pytest.raises(redis.ResponseError):
-            fast.accept(event_id, [(queue, b"m1"), (bad_queue, b"m2")], entry)
+            fast.accept(event_id, [("h1", queue, b"m1"), ("h2", bad_queue, b"m2")], entry)
         assert client.get(fast.prefix + event_id) is None  # not remembered: the sender's retry is taken
         assert client.xlen(fast.log_stream) == 0  # nor logged: a 503 means nothing was kept
+        assert not client.exists(fast.run_key(event_id))  # no runs either
         client.delete(queue)
-        assert fast.accept(event_id, [(queue, b"m1")], entry) == NEW
-        assert fast.accept(event_id, [(queue, b"m1")], entry) == DUPLICATE
-        assert client.lrange(queue, 0, -1) == [b"m1"]  # queued once
+        assert fast.accept(event_id, [("h1", queue, b"m1"), ("h2", queue, b"m2")], entry) == NEW
+        assert fast.accept(event_id, [("h1", queue, b"m1"), ("h2", queue, b"m2")], entry) == DUPLICATE
+        assert client.lrange(queue, 0, -1) == [b"m2", b"m1"]  # queued once
         assert client.xlen(fast.log_stream) == 1  # logged once
         assert 0 < client.ttl(fast.prefix + event_id) <= fast.ttl
+        # Each handler's run, pending, where workers claim it (stores/runs.py); it expires if never finished.
+        assert client.hgetall(fast.run_key(event_id)) == {b"h1": b"pending|0|0", b"h2": b"pending|0|0"}
+        assert 0 < client.ttl(fast.run_key(event_id)) <= RUN_TTL
         lease = f"evt_{uuid.uuid4().hex}"
         client.set(fast.prefix + lease, b"0", ex=30)  # a two-phase receiver holds this one
-        assert fast.accept(lease, [(queue, b"m")], entry) == IN_FLIGHT
+        assert fast.accept(lease, [("h1", queue, b"m")], entry) == IN_FLIGHT
+        assert not client.exists(fast.run_key(lease))
     finally:
-        client.delete(queue, bad_queue, fast.prefix + event_id, fast.log_stream)
+        client.delete(queue, bad_queue, fast.prefix + event_id, fast.log_stream, fast.run_key(event_id))
 
 
 def test_a_worker_runs_what_the_fast_path_queued(tmp_path):
@@ -143,8 +148,8 @@ def test_a_zero_ttl_queues_and_remembers_nothing(tmp_path):
 
     entry = log_entry(load_event(make_status()), ["h"], b"{}", {})
     try:
-        assert fast.accept(event_id, [(queue, b"m")], entry) == NEW
-        assert fast.accept(event_id, [(queue, b"m")], entry) == NEW
+        assert fast.accept(event_id, [("h", queue, b"m")], entry) == NEW
+        assert fast.accept(event_id, [("h", queue, b"m")], entry) == NEW
         assert client.llen(queue) == 2 and client.get(fast.prefix + event_id) is None
     finally:
         client.delete(queue, fast.log_stream)

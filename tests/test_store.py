@@ -81,12 +81,13 @@ def test_a_renewed_lease_is_never_taken_over_and_a_lapsed_one_is(store):
 
 
 def test_lease_keeper_renews_while_held_and_stops_after(store):
+    from suprhook.handlers.stores.runs import RunBook
     from suprhook.handlers.worker.leases import LeaseKeeper
 
     event = status("delivered")
     store.record_accepted(event, ["h"])
     attempt = store.begin_run(event.event_id, "h", lease=0.6)
-    keeper = LeaseKeeper(lambda held: store.renew_leases(held, 0.6), every=0.2)
+    keeper = LeaseKeeper(lambda held: RunBook(lambda: store).renew(held, 0.6), every=0.2)
     with keeper.hold(event.event_id, "h", attempt):
         time.sleep(1.5)  # 2.5 leases: only the heartbeat keeps it
         assert store.claim_expired() == []

@@ -12,7 +12,7 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam, or_,
                         select, update)
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from ...schemas import Event
 
-from ..messages import LoggedEvent
+from ..messages import LoggedEvent, RunTransition
 from .db import DEAD, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, DatabaseUser, open_database
 
 DONE = (SUCCEEDED, SKIPPED)  # a run in one of these is never run again
@@ -78,15 +78,17 @@ class Timeline:
     With `event`, that event counts whether or not the event log has it yet: queue-first, the log writer
     may record it a moment after its handlers start."""
 
-    def __init__(self, store: "EventStore", supr_nid: str | None, event: Event | None = None) -> None:
-        self._store, self.supr_nid = store, supr_nid
+    def __init__(self, store: "EventStore | Callable[[], EventStore]", supr_nid: str | None,
+                 event: Event | None = None) -> None:
+        """`store`: the event log, or what opens it (a handler that never reads the timeline never opens it)."""
+        self._store_of, self.supr_nid = store if callable(store) else (lambda: store), supr_nid
         own = bool(supr_nid) and event is not None and event.is_status and event.status \
             and event.reference.supr_nid == supr_nid  # the log keeps a timeline only for a notification
         self._own = TimelineEntry(event.status, event.timestamp, event.event_id) if own else None  # type: ignore
 
     @property
     def current(self) -> str | None:
-        stored = self._store.current_status(self.supr_nid) if self.supr_nid else None
+        stored = self._store_of().current_status(self.supr_nid) if self.supr_nid else None
         own = self._own
         if own is None or STATUS_RANK.get(own.status) is None:
             return stored
@@ -97,7 +99,7 @@ class Timeline:
 
     @property
     def history(self) -> list[TimelineEntry]:
-        entries = self._store.history(self.supr_nid) if self.supr_nid else []
+        entries = self._store_of().history(self.supr_nid) if self.supr_nid else []
         own = self._own
         if own is not None and all(e.event_id != own.event_id for e in entries):
             later = [i for i, e in enumerate(entries) if own.at is not None and e.at is not None and e.at > own.at]
@@ -154,6 +156,22 @@ class EventStore(DatabaseUser):
         self._finish = update(runs).where(key).values(
             status=bindparam("k_status"), error=bindparam("k_error"), lease_until=None, updated_at=bindparam("k_now"))
         self._finish_attempt = self._finish.where(runs.c.attempts == bindparam("k_attempt"))
+        # Run transitions made on Redis (stores/runs.py), applied in any order and any number of times: a claim or
+        # a lease renewal only moves a run forward (a later attempt, or the same attempt still running), an outcome
+        # only lands on its own attempt while it is not finished, or on an earlier one.
+        upsert_run = dialect.insert(runs)
+        ex = upsert_run.excluded
+        self._run_moved = upsert_run.on_conflict_do_update(
+            index_elements=[runs.c.event_id, runs.c.handler],
+            set_={"status": ex.status, "attempts": ex.attempts, "lease_until": ex.lease_until,
+                  "updated_at": ex.updated_at},
+            where=or_(runs.c.attempts < ex.attempts, and_(runs.c.attempts == ex.attempts, runs.c.status == RUNNING)))
+        self._run_ended = upsert_run.on_conflict_do_update(
+            index_elements=[runs.c.event_id, runs.c.handler],
+            set_={"status": ex.status, "attempts": ex.attempts, "error": ex.error, "lease_until": None,
+                  "updated_at": ex.updated_at},
+            where=or_(runs.c.attempts < ex.attempts,
+                      and_(runs.c.attempts == ex.attempts, or_(runs.c.status == RUNNING, runs.c.status == PENDING))))
         self._reopen = update(runs).where(key, runs.c.status.notin_(DONE), or_(
             runs.c.status != RUNNING, runs.c.lease_until.is_(None), runs.c.lease_until < bindparam("k_now"),
         )).values(status=PENDING, lease_until=None, updated_at=bindparam("k_now"))
@@ -169,15 +187,20 @@ class EventStore(DatabaseUser):
         Idempotent: a redelivered event adds nothing."""
         self.record_logged([LoggedEvent.from_event(event, handlers, body, headers)])
 
-    def record_logged(self, logged: Sequence[LoggedEvent]) -> int:
-        """`record_accepted` for a batch (the log writer's, from the event-log stream), in one transaction;
-        how many events were new. Events already logged add nothing, and a run the worker claimed before its
-        event was logged keeps its state (runs are inserted only where none exists)."""
-        if not logged:
+    def record_logged(self, logged: Sequence[LoggedEvent], moves: Sequence[RunTransition] = ()) -> int:
+        """`record_accepted` for a batch (the log writer's, from the event-log stream), and the run transitions
+        workers made on Redis, in one transaction; how many events were new. Events already logged add nothing,
+        and a run the worker claimed before its event was logged keeps its state (runs are inserted only where
+        none exists)."""
+        if not logged and not moves:
             return 0
         now = time.time()
         rows = {e.event_id: e for e in logged}
         with self._writing() as conn:
+            if moves:
+                self._apply_moves(conn, moves)
+            if not rows:
+                return 0
             new = {row.event_id for row in conn.execute(self._insert_event, [{
                 "event_id": e.event_id, "received_at": e.received_at, "event_type": e.event_type,
                 "channel": e.channel, "status": e.status, "supr_nid": e.supr_nid, "distinct_id": e.distinct_id,
@@ -202,6 +225,18 @@ class EventStore(DatabaseUser):
             if pending:
                 conn.execute(self._insert_run, pending)
         return len(new)
+
+    def _apply_moves(self, conn: Connection, moves: Sequence[RunTransition]) -> None:
+        ordered = sorted(moves, key=lambda m: (m.event_id, m.handler, m.attempts))  # one lock order for all writers
+        running = [{"event_id": m.event_id, "handler": m.handler, "status": RUNNING, "attempts": m.attempts,
+                    "lease_until": m.lease_until, "updated_at": m.at} for m in ordered if m.status == RUNNING]
+        ended = [{"event_id": m.event_id, "handler": m.handler, "status": m.status, "attempts": m.attempts,
+                  "error": m.error[:2000] if m.error else None, "lease_until": None, "updated_at": m.at}
+                 for m in ordered if m.status != RUNNING]
+        if ended:  # outcomes first: a retry's claim in the same batch then keeps the failed attempt's error
+            conn.execute(self._run_ended, ended)
+        if running:
+            conn.execute(self._run_moved, running)
 
     # -- worker side ---------------------------------------------------------------------------
     def begin_run(self, event_id: str, handler: str, lease: float) -> int:
@@ -229,6 +264,12 @@ class EventStore(DatabaseUser):
             return 0
         raise RunInProgress(f"{handler} for {event_id} is running elsewhere",
                             retry_in=(row.lease_until or now) - now)
+
+    def run_status(self, event_id: str, handler: str) -> str | None:
+        """A run's status in the event log (None: not logged), by one point read."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._run_status, {"k_event": event_id, "k_handler": handler}).first()
+        return row.status if row is not None else None
 
     def renew_leases(self, held: Iterable[tuple[str, str, int]], lease: float) -> list[tuple[str, str, int]]:
         """Extend the lease of each (event_id, handler, attempt) this process is running, in one

@@ -20,8 +20,8 @@ from ...schemas.vendors import record_drift
 
 from ..errors import EnqueueError, InFlight
 from ..observability import metrics
-from ..messages import (is_echo, log_entry, log_message, log_mode, log_queue, log_stream_key, queue_first,
-                        task_id, task_message)
+from ..messages import (FIRST, RUN_TTL, is_echo, log_entry, log_message, log_mode, log_queue, log_stream_key,
+                        queue_first, run_key, task_id, task_message)
 from ..registry import Handler, Registry
 from ..settings import Settings, redact_url
 from ..stores.dedup import DUPLICATE, IN_FLIGHT, DedupStore, RedisDedup
@@ -46,7 +46,8 @@ class Dispatcher:
         self.settings, self.registry, self.celery, self.dedup, self.store = settings, registry, celery, dedup, store
         self.fastpath: RedisFastPath | None = None
         if queue_first(settings) and isinstance(dedup, RedisDedup):
-            self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl, log_stream_key(settings))
+            self.fastpath = RedisFastPath(celery, dedup.client, dedup.prefix, dedup.ttl, log_stream_key(settings),
+                                          lambda event_id: run_key(settings, event_id))
         self.log_queue: Queue | None = None
         self.log_stream: Any = None  # (a Redis client on the broker, the stream key): a Redis broker, dedup elsewhere
         mode = log_mode(settings)
@@ -84,8 +85,8 @@ class Dispatcher:
             batch = []
             for handler in handlers:
                 queue = handler.queue or self.settings.default_queue
-                batch.append((queue, self.fastpath.message(handler.task_name, task_id(event.event_id, handler.name),
-                                                           message, queue, event.event_id)))
+                batch.append((handler.name, queue, self.fastpath.message(
+                    handler.task_name, task_id(event.event_id, handler.name), message, queue, event.event_id)))
             claim = self.fastpath.accept(event.event_id, batch, entry)
         except Exception as exc:  # Redis is down: nothing was queued or logged, the sender retries
             log.warning("enqueue failed event_id=%s error=%s", event.event_id, type(exc).__name__)
@@ -115,6 +116,16 @@ class Dispatcher:
                 # The embedded broker logs synchronously, before it publishes: a crash between the two
                 # leaves pending runs for the recovery sweep.
                 self.store.record_accepted(event, names, body, headers)  # type: ignore[union-attr]
+            elif self.log_stream is not None and names:
+                # The runs, pending, on the broker's Redis before any of their tasks exists (never over a run that
+                # exists: a retried request after a partial publish), so workers claim them there (stores/runs.py).
+                client, _ = self.log_stream
+                key = run_key(self.settings, event.event_id)
+                pipe = client.pipeline(transaction=True)
+                for name in names:
+                    pipe.hsetnx(key, name, FIRST)
+                pipe.expire(key, RUN_TTL)
+                pipe.execute()
             for handler in handlers:
                 self.celery.send_task(
                     handler.task_name, args=[message], queue=handler.queue or self.settings.default_queue,

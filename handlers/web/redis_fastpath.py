@@ -12,25 +12,32 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from celery import Celery
 from kombu.serialization import dumps
 
+from ..messages import RUN_TTL
 from ..stores.dedup import DUPLICATE, IN_FLIGHT, NEW
 
-# KEYS[1] = dedup key, KEYS[2] = the event-log stream, KEYS[3..] = queues; ARGV[1] = dedup TTL, ARGV[2..9] =
-# the log entry's field/value pairs, ARGV[10..] = messages. An existing "0" is a two-phase lease taken by a
-# receiver on the other dedup path: in flight. The key is set last: Redis does not roll a script back, so
-# should a push fail (a queue key of the wrong type), the event is not remembered and the sender's retry is
-# accepted (a task pushed twice is skipped by the run bookkeeping). SUPRHOOK_DEDUP_TTL=0 remembers nothing
-# (the run bookkeeping alone then stops repeats). The stream entry is the event log's copy: the worker's log
-# writer moves it into SQL, so the request makes this one write and no other.
+# KEYS[1] = dedup key, KEYS[2] = the event-log stream, KEYS[3] = the event's run hash, KEYS[4..] = queues;
+# ARGV[1] = dedup TTL, ARGV[2..9] = the log entry's field/value pairs, ARGV[10] = the run hash's TTL, ARGV[11] = the
+# number of handlers n, ARGV[12..11+n] = their names, then the messages. An existing "0" is a two-phase lease taken
+# by a receiver on the other dedup path: in flight. Each handler's run is created pending (HSETNX: never over a
+# run that exists) in the same atomic step as its task, so workers claim and finish it on this Redis (no worker
+# can take the task before the script ends; stores/runs.py). The
+# dedup key is set last: Redis does not roll a script back, so should a push fail (a queue key of the wrong type),
+# the event is not remembered and the sender's retry is accepted (a task pushed twice is skipped by the run
+# bookkeeping). SUPRHOOK_DEDUP_TTL=0 remembers nothing (the run bookkeeping alone then stops repeats). The stream
+# entry is the event log's copy: the worker's log writer moves it into SQL, so the request makes this one write.
 _ACCEPT = """
 local seen = redis.call('GET', KEYS[1])
 if seen then return seen end
-for i = 3, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i + 7]) end
+local n = tonumber(ARGV[11])
+for i = 4, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i + 8 + n]) end
 redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+for i = 1, n do redis.call('HSETNX', KEYS[3], ARGV[11 + i], 'pending|0|0') end
+if n > 0 then redis.call('EXPIRE', KEYS[3], ARGV[10]) end
 if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end
 return false
 """
@@ -38,8 +45,10 @@ LOG_FIELDS = ("id", "meta", "body", "headers")  # the stream entry's fields, in 
 
 
 class RedisFastPath:
-    def __init__(self, celery: Celery, dedup_client: Any, prefix: str, ttl: int, log_stream: str) -> None:
-        self.celery, self.prefix, self.ttl, self.log_stream = celery, prefix, ttl, log_stream
+    def __init__(self, celery: Celery, dedup_client: Any, prefix: str, ttl: int, log_stream: str,
+                 run_key: Callable[[str], str]) -> None:
+        """`run_key(event_id)`: the event's run hash (`messages.run_key`)."""
+        self.celery, self.prefix, self.ttl, self.log_stream, self.run_key = celery, prefix, ttl, log_stream, run_key
         self.client = dedup_client
         self._accept = dedup_client.register_script(_ACCEPT)
 
@@ -58,12 +67,14 @@ class RedisFastPath:
         _, _, data = dumps(envelope, serializer="json")
         return data.encode() if isinstance(data, str) else data
 
-    def accept(self, event_id: str, messages: Sequence[tuple[str, bytes]], entry: Mapping[str, bytes]) -> str:
-        """NEW (queued and logged now), DUPLICATE (before) or IN_FLIGHT; `messages` are (queue, message),
+    def accept(self, event_id: str, messages: Sequence[tuple[str, str, bytes]], entry: Mapping[str, bytes]) -> str:
+        """NEW (queued and logged now), DUPLICATE (before) or IN_FLIGHT; `messages` are (handler, queue, message),
         `entry` the event-log stream entry (`messages.log_entry`)."""
         pairs = [x for name in LOG_FIELDS for x in (name, entry[name])]
-        seen = self._accept(keys=[self.prefix + event_id, self.log_stream, *(q for q, _ in messages)],
-                            args=[self.ttl, *pairs, *(m for _, m in messages)])
+        seen = self._accept(keys=[self.prefix + event_id, self.log_stream, self.run_key(event_id),
+                                  *(q for _, q, _ in messages)],
+                            args=[self.ttl, *pairs, RUN_TTL, len(messages), *(h for h, _, _ in messages),
+                                  *(m for _, _, m in messages)])
         if seen is None:
             return NEW
         return DUPLICATE if seen == b"1" else IN_FLIGHT

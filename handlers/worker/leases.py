@@ -29,34 +29,35 @@ from celery import bootsteps
 
 log = logging.getLogger("suprhook.leases")
 
-Renew = Callable[[list[tuple[str, str, int]]], list[tuple[str, str, int]]]
+Held = tuple[str, str, int, str]  # (event_id, handler, attempt, where its state is: "redis" | "log")
+Renew = Callable[[list[Held]], list[Held]]
 
 
 class LeaseKeeper:
     """Renews the run leases of the handlers running in this process, from one daemon thread.
 
-    `renew` takes the held (event_id, handler, attempt) triples and returns those taken over meanwhile
-    (`EventStore.renew_leases` with the lease bound). The thread starts on first use in each process
+    `renew` takes the held (event_id, handler, attempt, where) runs and returns those taken over meanwhile
+    (`RunBook.renew` with the lease bound). The thread starts on first use in each process
     (a forked pool child starts its own) and idles while nothing runs.
     """
 
     def __init__(self, renew: Renew, every: float) -> None:
         self._renew, self.every = renew, every
-        self._held: dict[tuple[str, str, int], int] = {}
+        self._held: dict[Held, int] = {}
         self._lock = threading.Lock()
         self._pid: int | None = None
 
-    def hold(self, event_id: str, handler: str, attempt: int) -> "_Held":
-        return _Held(self, (event_id, handler, attempt))
+    def hold(self, event_id: str, handler: str, attempt: int, where: str = "log") -> "_Held":
+        return _Held(self, (event_id, handler, attempt, where))
 
-    def _add(self, key: tuple[str, str, int]) -> None:
+    def _add(self, key: Held) -> None:
         with self._lock:
             self._held[key] = self._held.get(key, 0) + 1
             if self._pid != os.getpid():  # first run in this process: start its heartbeat
                 self._pid = os.getpid()
                 threading.Thread(target=self._loop, name="suprhook-lease", daemon=True).start()
 
-    def _remove(self, key: tuple[str, str, int]) -> None:
+    def _remove(self, key: Held) -> None:
         with self._lock:
             left = self._held.get(key, 0) - 1
             if left > 0:
@@ -64,17 +65,17 @@ class LeaseKeeper:
             else:
                 self._held.pop(key, None)
 
-    def held(self) -> list[tuple[str, str, int]]:
+    def held(self) -> list[Held]:
         with self._lock:
             return list(self._held)
 
-    def beat(self) -> list[tuple[str, str, int]]:
+    def beat(self) -> list[Held]:
         """Renew every held lease now; returns the runs another attempt took over."""
         held = self.held()
         if not held:
             return []
         lost = self._renew(held)
-        for event_id, handler, attempt in lost:
+        for event_id, handler, attempt, _ in lost:
             log.warning("lease lost handler=%s event_id=%s attempt=%d: another attempt took the run over "
                         "(this process could not renew it in time)", handler, event_id, attempt)
         return lost
@@ -92,7 +93,7 @@ class LeaseKeeper:
 class _Held:
     """`with keeper.hold(...)`: the run's lease is renewed while the block runs."""
 
-    def __init__(self, keeper: LeaseKeeper, key: tuple[str, str, int]) -> None:
+    def __init__(self, keeper: LeaseKeeper, key: Held) -> None:
         self._keeper, self._key = keeper, key
 
     def __enter__(self) -> "_Held":

@@ -17,12 +17,13 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from sqlalchemy.exc import DataError, IntegrityError
 
-from ..messages import LoggedEvent
+from ..messages import LoggedEvent, RunTransition
 from ..observability import metrics
+from ..stores.runs import RunBook
 from ..stores.store import EventStore
 
 log = logging.getLogger("suprhook.log_writer")
@@ -41,30 +42,40 @@ def _store_of(store: "EventStore | StoreOf") -> StoreOf:
     return (lambda: store) if hasattr(store, "record_logged") else store  # type: ignore[return-value]
 
 
-def _write(store_of: StoreOf, logged: list[LoggedEvent]) -> set[int]:
-    """Write `logged` in one transaction; the positions of the entries the database refuses as data (found by
-    writing one at a time), for the dead letter. Anything else (an outage) raises: the batch stays on the broker."""
-    if not logged:
+Entry = Union[LoggedEvent, RunTransition]
+
+
+def _record(store: EventStore, entries: list[Entry]) -> None:
+    store.record_logged([e for e in entries if isinstance(e, LoggedEvent)],
+                        [e for e in entries if isinstance(e, RunTransition)])
+
+
+def _write(store_of: StoreOf, entries: list[Entry]) -> set[int]:
+    """Write `entries` (accepted events, and run transitions made on Redis) in one transaction; the positions of
+    those the database refuses as data (found by writing one at a time), for the dead letter. Anything else (an
+    outage) raises: the batch stays on the broker."""
+    if not entries:
         return set()
     started = time.perf_counter()
     store = store_of()
     try:
-        store.record_logged(logged)
+        _record(store, entries)
         poison: set[int] = set()
     except POISON:
         poison = set()
-        for i, one in enumerate(logged):
+        for i, one in enumerate(entries):
             try:
-                store.record_logged([one])
+                _record(store, [one])
             except POISON as exc:
-                log.error("event log: the database refuses event %s (%s): moved to the dead letter",
-                          one.event_id, type(exc).__name__)
+                log.error("event log: the database refuses %s %s (%s): moved to the dead letter",
+                          "event" if isinstance(one, LoggedEvent) else "run of", one.event_id, type(exc).__name__)
                 poison.add(i)
     except Exception:
         metrics.EVENTLOG_FAILURES.inc()
         raise
     metrics.EVENTLOG_BATCH_SECONDS.observe(time.perf_counter() - started)
-    metrics.EVENTLOG_WRITTEN.inc(len(logged) - len(poison))
+    events = sum(1 for i, e in enumerate(entries) if isinstance(e, LoggedEvent) and i not in poison)
+    metrics.EVENTLOG_WRITTEN.inc(events)
     metrics.EVENTLOG_DEAD.inc(len(poison))
     return poison
 
@@ -96,8 +107,10 @@ class EventLogWriter:
     """`step()` writes one batch; `start()` runs it on a daemon thread until the returned event is set."""
 
     def __init__(self, client: Any, stream: str, store: "EventStore | StoreOf", *, batch: int = 500,
-                 block: float = 1.0, claim_idle: float = 30.0, consumer: str | None = None) -> None:
-        self.client, self.stream, self.store_of = client, stream, _store_of(store)
+                 block: float = 1.0, claim_idle: float = 30.0, consumer: str | None = None,
+                 runs: RunBook | None = None) -> None:
+        """`runs`: the run book whose Redis state of finished runs is dropped once their outcome is written."""
+        self.client, self.stream, self.store_of, self.runs = client, stream, _store_of(store), runs
         self.dead_letter = stream + ":dead"  # entries that can never be written, kept for a person to look at
         self.batch, self.block, self.claim_idle = batch, block, claim_idle
         # Unique per writer: containers often share a hostname and pid 1, and two writers under one name would
@@ -159,7 +172,8 @@ class EventLogWriter:
         readable, dead = [], []
         for entry_id, fields in entries:
             try:
-                readable.append((entry_id, fields, LoggedEvent.from_entry(fields)))
+                parsed: Entry = RunTransition.from_entry(fields) if b"run" in fields else LoggedEvent.from_entry(fields)
+                readable.append((entry_id, fields, parsed))
             except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:  # not our format (another version?)
                 log.error("event log: stream entry %s is not readable (%s): moved to the dead letter", entry_id, exc)
                 dead.append((fields, f"unreadable: {type(exc).__name__}: {exc}"))
@@ -172,6 +186,9 @@ class EventLogWriter:
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
         pipe.execute()
+        if self.runs is not None:  # after the commit: a run's Redis state goes only once the log has its outcome
+            self.runs.forget([m for i, (_, _, m) in enumerate(readable)
+                              if isinstance(m, RunTransition) and i not in poison])
         return len(entries)
 
     def backlog(self) -> int:

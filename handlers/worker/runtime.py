@@ -18,6 +18,7 @@ from suprsend import Suprsend
 from ..integrations.followup import connect as connect_suprsend
 from ..settings import Settings
 from ..stores.conversation import ConversationStore, open_conversations
+from ..stores.runs import RunBook, open_run_book
 from ..stores.store import EventStore
 from .leases import LeaseKeeper
 
@@ -25,7 +26,7 @@ T = TypeVar("T")
 
 
 class WorkerRuntime:
-    """The per-process parts of the worker: `event_store`, `conversations`, `leases`, `suprsend`."""
+    """The per-process parts of the worker: `event_store`, `runs`, `conversations`, `leases`, `suprsend`."""
 
     def __init__(self, settings: Settings, *, suprsend: Suprsend | Callable[[], Suprsend] | None = None) -> None:
         """`suprsend`: the client follow-ups send with (default: the SDK client for the settings' workspace,
@@ -51,6 +52,10 @@ class WorkerRuntime:
     def event_store(self) -> EventStore:
         return self._part("event_store", lambda: EventStore(self.settings.store_url))
 
+    def runs(self) -> RunBook:
+        """Claiming, renewing and finishing runs (on the broker's Redis where the receiver put them)."""
+        return self._part("runs", lambda: open_run_book(self.settings, self.event_store))
+
     def conversations(self) -> ConversationStore:
         s = self.settings
         return self._part("conversations", lambda: open_conversations(s.conversation_url, s.conversation_ttl))
@@ -59,7 +64,7 @@ class WorkerRuntime:
         """The run-lease heartbeat of this process (its thread starts with the first run it holds)."""
         s = self.settings
         return self._part("leases", lambda: LeaseKeeper(
-            lambda held: self.event_store().renew_leases(held, s.run_lease), s.lease_renew_every))
+            lambda held: self.runs().renew(held, s.run_lease), s.lease_renew_every))
 
     def suprsend(self) -> Suprsend:
         """The SuprSend SDK client follow-ups send with (ConfigError without a workspace key and secret)."""

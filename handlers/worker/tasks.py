@@ -76,9 +76,9 @@ def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
         except (KeyError, ValidationError) as exc:
             report("dead", task.request.retries, event_id=event_id, error=exc)
             raise PermanentError(f"message for {event_id} does not load: {exc}") from None
-        store = runtime.event_store()
+        runs = runtime.runs()
         try:
-            attempt = store.begin_run(event.event_id, handler.name, settings.run_lease)
+            claim = runs.begin(event.event_id, handler.name, settings.run_lease, event.timestamp)
         except RunInProgress as exc:
             # A copy of a run that a live process holds (a redelivery, a sweep's copy): look again when
             # its lease would expire. By then it has succeeded (skip), or its holder died and stopped
@@ -88,27 +88,27 @@ def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
                              retries=task.request.retries, queue=handler.queue or settings.default_queue)
             report("waiting", task.request.retries, event)
             return
-        if not attempt:
+        if not claim.attempt:
             report("duplicate", task.request.retries, event)  # it already succeeded (or is dead)
             return
-        event = dataclasses.replace(event, timeline=Timeline(store, event.reference.supr_nid, event))
+        event = dataclasses.replace(event, timeline=Timeline(runtime.event_store, event.reference.supr_nid, event))
         started = time.perf_counter()
-        with runtime.leases().hold(event.event_id, handler.name, attempt):
+        with runtime.leases().hold(event.event_id, handler.name, claim.attempt, claim.where):
             try:
                 ran = run_handler(handler, event, runtime, attempt=task.request.retries)
             except Exception as exc:
                 final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
-                store.finish_run(event.event_id, handler.name, DEAD if final else FAILED,
-                                 f"{type(exc).__name__}: {exc}", attempt=attempt)
+                runs.finish(event.event_id, handler.name, claim, DEAD if final else FAILED,
+                            f"{type(exc).__name__}: {exc}")
                 report("dead" if final else "failed", task.request.retries, event,
-                            time.perf_counter() - started, exc)
+                       time.perf_counter() - started, exc)
                 raise
-            if not store.finish_run(event.event_id, handler.name, SUCCEEDED if ran else SKIPPED, attempt=attempt):
+            if not runs.finish(event.event_id, handler.name, claim, SUCCEEDED if ran else SKIPPED):
                 log.warning("handler run was taken over handler=%s event_id=%s: this process could not renew its "
                             "lease in time (a stalled process or event log); another attempt owns it",
                             handler.name, event_id)
         report("succeeded" if ran else "skipped", task.request.retries, event,
-                    time.perf_counter() - started)
+               time.perf_counter() - started)
 
     run.__name__ = run.__qualname__ = handler.name.replace(".", "_").replace(":", "_").replace("-", "_")
     return app.task(

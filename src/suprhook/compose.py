@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from suprsend import Suprsend
 
     from .handlers.stores.dedup import DedupStore
+    from .handlers.stores.runs import RunBook
     from .handlers.stores.store import EventStore
     from .handlers.web.dispatch import Dispatcher
     from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
@@ -120,6 +121,15 @@ def event_log(settings: Settings) -> "EventStore":
     from .handlers.stores.store import EventStore
 
     return EventStore(settings.store_url)
+
+
+def run_book(settings: Settings, store: "EventStore | Callable[[], EventStore] | None" = None) -> "RunBook":
+    """Run bookkeeping (claim, renew, finish, reopen): on the broker's Redis when it is one, else the event log.
+    `suprhook replay` reopens runs through it."""
+    from .handlers.stores.runs import open_run_book
+
+    store_of = store if callable(store) else (lambda: store) if store is not None else (lambda: event_log(settings))
+    return open_run_book(settings, store_of)
 
 
 def dispatcher(settings: Settings, registry: Registry, celery: "Celery", dedup: "DedupStore | None" = None,
@@ -238,7 +248,7 @@ def event_log_writer(settings: Settings, store: "EventStore | Callable[[], Event
 
         client = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=5,
                                       health_check_interval=25)  # the stream lives on the broker's Redis
-        return EventLogWriter(client, log_stream_key(settings), store)
+        return EventLogWriter(client, log_stream_key(settings), store, runs=run_book(settings, store))
     if mode == "queue":
         return QueueLogWriter(celery if celery is not None else producer(settings, Registry()), log_queue(settings),
                               store)
