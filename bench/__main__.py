@@ -152,7 +152,7 @@ class Bench:
         data.mkdir(exist_ok=True)
         env = {**os.environ, "PYTHONPATH": str(REPO), "SUPRHOOK_ENV": "production", "SUPRHOOK_AUTH_TOKENS": TOKEN,
                "SUPRHOOK_DATA_DIR": str(data), "SUPRHOOK_HANDLERS": "bench.noop_handlers", "BENCH_DIR": str(data),
-               "SUPRHOOK_QUEUE": f"bench-{self.run_id}-{name}", "SUPRHOOK_DEDUP_TTL": "900",
+               "SUPRHOOK_QUEUE": f"bench-{self.run_id}-{name}",
                "SUPRHOOK_METRICS_TOKEN": "bench-metrics-token",  # production refuses an open /metrics
                # one load generator is one source: a limit it never reaches, so the check still runs
                "SUPRHOOK_RATE_LIMIT": "1000000", "SUPRHOOK_RATE_LIMIT_BURST": "1000000"}

@@ -13,10 +13,10 @@ do, because Redis state is only ever created at acceptance, before the run's fir
 
 An event SuprSend sends again after the dedup window gets fresh Redis state; the event log's record of its earlier
 success is what skips it, so a first claim reads the run in the event log (one point read, ~100 µs) -- unless the
-event is younger than the dedup window less an hour. Such an event cannot have been accepted before: an earlier
-acceptance came after the event happened, so its dedup key would still be there and the receiver would have
-answered `duplicate` instead of creating runs. (The hour allows for the sender's clock; an event without a time,
-or any event when SUPRHOOK_DEDUP_TTL is 0, is always read.)
+event is younger than the dedup window less an hour (a quarter of a window shorter than four hours). Such an event
+cannot have been accepted before: an earlier acceptance came after the event happened, so its dedup key would
+still be there and the receiver would have answered `duplicate` instead of creating runs. (The margin allows for
+the sender's clock; an event without a time, or any event when SUPRHOOK_DEDUP_TTL is 0, is always read.)
 """
 from __future__ import annotations
 
@@ -32,9 +32,13 @@ from .store import DONE, EventStore, RunInProgress
 
 log = logging.getLogger("suprhook.runs")
 
-# KEYS[1] = the event's run hash, KEYS[2] = the event-log stream; ARGV = handler, lease seconds, event id, TTL.
-# Returns {attempt, ""} when claimed, {0, ""} when finished already, {-2, seconds left} when another holds a live
-# lease, {-1, ""} when Redis has no state for it (the event log decides). Times are Redis's own clock.
+# KEYS[1] = the event's run hash; ARGV = handler, lease seconds, event id, TTL. Returns {attempt, ""} when claimed,
+# {0, ""} when finished already, {-2, seconds left} when another holds a live lease, {-1, ""} when Redis has no
+# state for it (the event log decides). Times are Redis's own clock. A claim is not sent to the event log: most
+# runs finish long before their first lease renewal (a third of the lease), whose entry tells the log the run is
+# running; a run's outcome carries its attempt number. That keeps the log writer at two entries per event (the
+# event, the outcome) instead of three. A holder that dies before renewing leaves the run pending in the log:
+# its message comes back from the broker (unacked, after the visibility timeout), or the sweep re-sends it.
 _CLAIM = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return {-1, ''} end
@@ -48,8 +52,6 @@ a = tonumber(a) + 1
 local lease = string.format('%.3f', now + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], ARGV[1], 'running|' .. a .. '|' .. lease)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('XADD', KEYS[2], '*', 'run', cjson.encode({e = ARGV[3], h = ARGV[1], a = a, s = 'running',
-  l = tonumber(lease), t = now}))
 return {a, ''}
 """
 # ARGV = handler, attempt, status, error ('' for none), event id, TTL, mode: 'log' records the outcome and queues
@@ -145,7 +147,7 @@ class RunBook:
         """Claim a run for `lease` seconds. `happened`: the event's own time (`event.timestamp`), which spares a
         young event's first claim the event log read. RunInProgress: another process holds a live lease on it."""
         if self.client is not None:
-            code, left = self._claim(keys=self._keys(event_id), args=[handler, lease, event_id, RUN_TTL])
+            code, left = self._claim(keys=[self.key_of(event_id)], args=[handler, lease, event_id, RUN_TTL])  # type: ignore[misc]
             if code == 0:
                 return Claim(0, "redis")
             if code == -2:
@@ -158,11 +160,13 @@ class RunBook:
         return Claim(self.store_of().begin_run(event_id, handler, lease), "log")
 
     def _too_young_to_repeat(self, happened: datetime | None) -> bool:
-        """Could no earlier acceptance of this event exist (its dedup key would still be there)?"""
-        if happened is None or self.dedup_ttl <= 3600 or happened.tzinfo is None:
+        """Could no earlier acceptance of this event exist (its dedup key would still be there)? The margin, for
+        the sender's clock: an hour, or a quarter of a shorter dedup window."""
+        if happened is None or self.dedup_ttl <= 0 or happened.tzinfo is None:
             return False
+        margin = min(3600.0, self.dedup_ttl / 4)
         age = time.time() - happened.timestamp()
-        return -3600 < age < self.dedup_ttl - 3600
+        return -margin < age < self.dedup_ttl - margin
 
     def _unless_logged_done(self, event_id: str, handler: str, claim: Claim) -> Claim:
         """A first claim: skip it when the event log says this run finished before (an event sent again after
