@@ -29,11 +29,14 @@ if TYPE_CHECKING:
     from celery import Celery
     from suprsend import Suprsend
 
+    from .handlers.stores.browse import EventBrowser, ReplayJobs
     from .handlers.stores.dedup import DedupStore
     from .handlers.stores.store import EventStore
     from .handlers.web.dispatch import Dispatcher
+    from .handlers.web.traffic import TrafficRecorder
     from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
     from .handlers.worker.runtime import WorkerRuntime
+    from .receiver.console_auth import ConsoleAuth
     from .receiver.endpoints import Endpoint, Route
     from .receiver.ingest import Ingest
     from .receiver.security import RequestGuard
@@ -85,6 +88,30 @@ class Web:
     celery: "Celery"  # a producer: it sends tasks by name and binds none
     dispatcher: "Dispatcher"
     ingest: "Ingest"
+    console: "Console | None" = None  # the event console, when a console token is set
+
+
+@dataclass(frozen=True)
+class Console:
+    """The event console's parts (receiver.console serves them at /console/)."""
+
+    auth: "ConsoleAuth"
+    store: "EventStore"
+    browser: "EventBrowser"
+    jobs: "ReplayJobs"
+    traffic: "TrafficRecorder"
+
+
+def console(settings: Settings, store: "EventStore | None" = None) -> Console:
+    """Sign-in and sessions, the event log's read side, bulk-replay jobs and the overview's webhook counts."""
+    from .handlers.stores.browse import EventBrowser, ReplayJobs
+    from .handlers.web.traffic import TrafficRecorder, traffic_storage
+    from .receiver.console_auth import ConsoleAuth
+
+    store = store if store is not None else event_log(settings)
+    browser = EventBrowser(store)
+    browser.ensure_indexes()
+    return Console(ConsoleAuth(settings), store, browser, ReplayJobs(store), TrafficRecorder(traffic_storage(settings)))
 
 
 def request_guard(settings: Settings) -> "RequestGuard":
@@ -150,8 +177,9 @@ def build_web(config: Config | None = None, *, registry: Registry | None = None,
     core = configure(settings, config, registry=registry)
     celery = producer(settings, core.registry)
     dispatch = dispatcher(settings, core.registry, celery)
+    parts = console(settings, dispatch.store) if settings.console_enabled else None
     return Web(settings, core.registry, guard, tuple(served), celery, dispatch,
-               Ingest(settings, guard, dispatch, served))
+               Ingest(settings, guard, dispatch, served, parts.traffic.observe if parts else None), parts)
 
 
 # --------------------------------------------------------------------------------------------------
