@@ -425,6 +425,8 @@ def test_overview_says_since_when_webhooks_are_refused(tmp_path):
 
 def test_browser_queries_on_postgresql_and_sqlite(store_url):
     """The vendor and phone filters use expression indexes, one per dialect (handlers/stores/store.py)."""
+    from sqlalchemy import text
+
     from suprhook.schemas import load_event
 
     store = EventStore(store_url)
@@ -436,5 +438,19 @@ def test_browser_queries_on_postgresql_and_sqlite(store_url):
         store.record_accepted(load_event(payload), ["h"], json.dumps(payload))
     assert [r.raw["vendor_name"] for r in browser.page(Filters(vendor="twilio")).rows] == ["twilio"]
     assert len(browser.page(Filters(q="15550009999")).rows) == 1
+    for few_runs in (20_000, 0):  # starting from the runs, or walking the events (SQLite, many matching runs)
+        browser.few_runs = few_runs
+        assert len(browser.page(Filters(handler="h")).rows) == 2 and not browser.page(Filters(handler="x")).rows
+        assert len(browser.page(Filters(handler="h", outcomes=("pending",))).rows) == 2
+        assert not browser.page(Filters(outcomes=("succeeded",))).rows
+        assert len(browser.page(Filters(outcomes=("pending", "dead"), channel="sms")).rows) == 1
     assert browser.count_runs(Filters(vendor="twilio"), ["pending"]) == 1
     assert browser.oldest_pending()[0] == 2
+    sql = ("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()" if browser.dialect == "postgresql"
+           else "SELECT name FROM sqlite_master WHERE type = 'index'")
+    with store.engine.connect() as conn:
+        names = set(conn.execute(text(sql)).scalars())
+    suffix = "_pg" if browser.dialect == "postgresql" else "_sqlite"
+    assert {"ix_suprhook_events_received_id", "ix_suprhook_events_distinct_id", "ix_suprhook_events_vendor" + suffix,
+            "ix_suprhook_events_phone" + suffix, "ix_suprhook_handler_runs_handler_status",
+            "ix_suprhook_events_channel", "ix_suprhook_events_type"} <= names

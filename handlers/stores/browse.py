@@ -17,13 +17,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, and_, exists, func, or_, select, text,
-                        tuple_)
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, and_, exists, func, select, text, tuple_,
+                        union)
 
 from .db import DEAD, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 from .store import EventStore, body_field, events, runs
 
 OUTCOMES = (SUCCEEDED, FAILED, DEAD, PENDING, RUNNING, SKIPPED)
+FEW_RUNS = 20_000  # up to this many matching runs, the list starts from the runs; beyond, from the newest events
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_BULK = 10_000  # runs one bulk replay sends at most; the page says so when more match
@@ -209,8 +210,8 @@ def _loads(text: str | None) -> Any:
 class EventBrowser:
     """The console's reads over one event log (`EventStore`)."""
 
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
+    def __init__(self, store: EventStore, few_runs: int = FEW_RUNS) -> None:
+        self.store, self.few_runs = store, few_runs
 
     @property
     def dialect(self) -> str:
@@ -244,24 +245,48 @@ class EventBrowser:
         if filters.vendor:
             conds.append(body_field("vendor_name", self.dialect) == filters.vendor)
         if filters.handler or filters.outcomes:
-            run = [runs.c.event_id == events.c.event_id]
-            if filters.handler:
-                run.append(runs.c.handler == filters.handler)
+            matched = select(runs.c.event_id)
             if filters.outcomes:
-                run.append(runs.c.status.in_(filters.outcomes))
-            conds.append(exists().where(*run))
+                matched = matched.where(runs.c.status.in_(filters.outcomes))
+            if filters.handler:
+                matched = matched.where(runs.c.handler == filters.handler)
+            if self._few(matched):
+                # Start from the matching runs (the status or handler index) and sort what they point to.
+                conds.append(events.c.event_id.in_(matched))
+            else:
+                # Most events match: walk them newest first and look at each one's runs by their key. `status || ''`
+                # keeps SQLite off the status index here (it would scan it once per event).
+                run = [runs.c.event_id == events.c.event_id]
+                if filters.handler:
+                    run.append(runs.c.handler == filters.handler)
+                if filters.outcomes:
+                    run.append((runs.c.status + "").in_(filters.outcomes))
+                conds.append(exists().where(*run))
         if filters.q:
-            conds.append(or_(*self._search(filters.q)))
+            conds.append(events.c.event_id.in_(self._search(filters.q)))
         return conds
 
-    def _search(self, q: str) -> list[Any]:
-        found = [events.c.event_id == q, events.c.supr_nid == q, events.c.distinct_id == q]
+    def _few(self, matched: Any) -> bool:
+        """Do at most `few_runs` runs match? PostgreSQL's planner knows (statistics) and picks the side to start from
+        itself; SQLite has none, so it is asked, at a bounded cost, by the same index the query would use."""
+        if self.dialect == "postgresql":
+            return True
+        with self.store.engine.connect() as conn:
+            bounded = matched.limit(self.few_runs + 1).subquery()
+            count = conn.execute(select(func.count()).select_from(bounded)).scalar_one()
+        return count <= self.few_runs
+
+    def _search(self, q: str) -> Any:
+        """The events whose event_id, supr_nid, distinct_id or phone is `q`: one indexed lookup each, united (an OR
+        would tempt the planner to walk the whole log newest first)."""
         phones = {q}
         if _PHONE.fullmatch(q):
             digits = re.sub(r"\D", "", q)
             phones |= {digits, "+" + digits}
-        found.append(body_field("channel_value", self.dialect).in_(sorted(phones)))
-        return found
+        return union(select(events.c.event_id).where(events.c.event_id == q),
+                     select(events.c.event_id).where(events.c.supr_nid == q),
+                     select(events.c.event_id).where(events.c.distinct_id == q),
+                     select(events.c.event_id).where(body_field("channel_value", self.dialect).in_(sorted(phones))))
 
     def page(self, filters: Filters, cursor: Cursor | None = None, limit: int = PAGE_SIZE) -> Page:
         """Up to `limit` events matching `filters`, newest first, after `cursor`; with each event's runs."""
@@ -376,8 +401,8 @@ class ReplayJobs:
 
     KEEP = 100
 
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
+    def __init__(self, store: EventStore, few_runs: int = FEW_RUNS) -> None:
+        self.store, self.few_runs = store, few_runs
         self.store.db.ensure(jobs_metadata)
 
     def add(self, pairs: Sequence[tuple[str, str]], sent: int, summary: str) -> str:

@@ -67,12 +67,17 @@ def body_field(key: str, dialect: str) -> Any:
 # The console's list: newest first with a stable tie-break, its searches, and its vendor and handler filters.
 Index("ix_suprhook_events_received_id", events.c.received_at, events.c.event_id)
 Index("ix_suprhook_events_distinct_id", events.c.distinct_id)
+Index("ix_suprhook_events_channel", events.c.channel, events.c.received_at, events.c.event_id)
+Index("ix_suprhook_events_type", events.c.event_type, events.c.received_at, events.c.event_id)
 Index("ix_suprhook_events_vendor_sqlite", body_field("vendor_name", "sqlite"), events.c.received_at,
       events.c.event_id).ddl_if(dialect="sqlite")
 Index("ix_suprhook_events_vendor_pg", body_field("vendor_name", "postgresql"), events.c.received_at,
       events.c.event_id).ddl_if(dialect="postgresql")
-Index("ix_suprhook_events_phone_sqlite", body_field("channel_value", "sqlite")).ddl_if(dialect="sqlite")
-Index("ix_suprhook_events_phone_pg", body_field("channel_value", "postgresql")).ddl_if(dialect="postgresql")
+# (A column besides the expression: an Index of a lone cast expression is not attached to its table.)
+Index("ix_suprhook_events_phone_sqlite", body_field("channel_value", "sqlite"), events.c.received_at
+      ).ddl_if(dialect="sqlite")
+Index("ix_suprhook_events_phone_pg", body_field("channel_value", "postgresql"), events.c.received_at
+      ).ddl_if(dialect="postgresql")
 Index("ix_suprhook_handler_runs_handler_status", runs.c.handler, runs.c.status)
 
 
