@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ from ..handlers.stores.browse import DEAD, FAILED, MAX_BULK, OUTCOMES, SUCCEEDED
 from ..schemas import ValidationError, load_event
 
 from .console_auth import COOKIE, ConsoleAuth, Session
+from .security import RequestGuard
 
 log = logging.getLogger("suprhook.console")
 HERE = Path(__file__).resolve().parent
@@ -57,6 +59,7 @@ class ConsoleState:
     parts: Console
     jinja: Environment
     webhook_path: str  # for "copy as curl"
+    guard: RequestGuard  # refused sign-ins spend the source's refusal budget, as refused webhooks do
 
     @property
     def auth(self) -> ConsoleAuth:
@@ -72,7 +75,7 @@ def mount(app: Flask, web: Web, url_prefix: str | None = None) -> ConsoleState:
                          fmt_time=fmt_time, OUTCOMES=OUTCOMES, SHORTCUTS=SHORTCUTS)
     jinja.filters["truncate_text"] = truncate
     state = ConsoleState(web.settings, web.registry, web.celery, web.console, jinja,
-                         f"{url_prefix or ''}{web.routes[0].endpoint.path}")
+                         f"{url_prefix or ''}{web.routes[0].endpoint.path}", web.guard)
     app.extensions[EXTENSION] = state
     app.register_blueprint(bp, url_prefix=f"{url_prefix or ''}/console")
     return state
@@ -180,8 +183,13 @@ def signin_post() -> Response:
     cookie = state.auth.issue(request.form.get("token", ""))
     target = _safe_next(request.form.get("next"))
     if cookie is None:
-        time.sleep(0.2)  # a little friction for guessing; tokens are long and random anyway
-        log.info("console sign-in refused from %s", request.remote_addr)  # never the token
+        client = state.guard.client_ip(request.remote_addr, request.headers.getlist("X-Forwarded-For"))
+        log.info("console sign-in refused from %s", client or request.remote_addr)  # never the token
+        limited = state.guard.count_refusal(client, request.remote_addr, {"token": ["not a console token"]})
+        if limited is not None:  # guessing: SUPRHOOK_REFUSAL_LIMIT per second and source, as for webhooks
+            response = page("signin.html", 429, next=target, error="Too many wrong tokens from here; wait a moment.")
+            response.headers.update(limited.headers)
+            return response
         return page("signin.html", 401, next=target, error="That token is not a console token here.")
     response = redirect(target, 303)
     response.set_cookie(COOKIE, cookie, max_age=state.auth.ttl, path=url_for("suprhook_console.events"),
@@ -380,11 +388,30 @@ def bulk_post(session: Session) -> Response:
     state = _state()
     filters, outcome = _bulk_filters()
     pairs = state.parts.browser.run_pairs(filters, [outcome])
-    sent, problems = redispatch(state.parts.store, state.celery, state.registry, state.settings, pairs)
     summary_text = f"{outcome} runs of: " + (", ".join(f"{k}={v}" for k, v in filters.args()) or "every event")
-    job = state.parts.jobs.add(pairs, sent, summary_text + ("; " + "; ".join(problems[:5]) if problems else ""))
-    log.info("console bulk replay job=%s outcome=%s matched=%d sent=%d", job, outcome, len(pairs), sent)
+    job = state.parts.jobs.add(pairs, 0, summary_text)
+    # Thousands of runs take longer than a request may: sent from a thread, the page follows their progress.
+    threading.Thread(target=send_bulk, args=(state, job, pairs), name=f"suprhook-console-replay-{job[:8]}",
+                     daemon=True).start()
+    log.info("console bulk replay job=%s outcome=%s matched=%d", job, outcome, len(pairs))
     return redirect(url_for("suprhook_console.progress", job_id=job), 303)
+
+
+def send_bulk(state: ConsoleState, job: str, pairs: list[tuple[str, str]], chunk: int = 200) -> None:
+    """Re-send `pairs` through redispatch, recording how many were sent after each chunk."""
+    sent, problems = 0, []
+    try:
+        for start in range(0, len(pairs), chunk):
+            done, trouble = redispatch(state.parts.store, state.celery, state.registry, state.settings,
+                                       pairs[start:start + chunk])
+            sent, problems = sent + done, problems + trouble
+            state.parts.jobs.update(job, sent, problems[:5])
+    except Exception as exc:
+        log.exception("console bulk replay job=%s stopped after %d runs", job, sent)
+        state.parts.jobs.update(job, sent, [*problems[:4], f"stopped: {type(exc).__name__}: {exc}"[:300]],
+                                finished=True)
+        return
+    state.parts.jobs.update(job, sent, problems[:5], finished=True)
 
 
 @bp.get("/replay/<job_id>")
@@ -396,7 +423,7 @@ def progress(session: Session, job_id: str) -> Response:
         return problem(404, "no such bulk replay (only the last 100 are kept)", session)
     counts = state.parts.browser.run_statuses(job["pairs"])
     done = sum(v for k, v in counts.items() if k not in ("pending", "running"))
-    finished = done >= len(job["pairs"])
+    finished = job["sending_done"] and done >= len(job["pairs"])
     return page("progress.html", session=session, job=job, counts=counts, done=done, total=len(job["pairs"]),
                 finished=finished)
 

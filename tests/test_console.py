@@ -20,7 +20,7 @@ from suprhook.handlers.stores.embedded import queue_depth
 from suprhook.handlers.stores.store import EventStore
 from suprhook.receiver import create_app
 
-from .conftest import stack_config
+from .conftest import REPO, stack_config, wait_until
 
 TOKEN, READONLY, OLD = "console-token-0123456789", "console-readonly-0123456789", "console-old-token-0123456789"
 
@@ -383,8 +383,11 @@ def test_bulk_replay_counts_then_sends_and_shows_progress(app, client):
     csrf = csrf_of(r.data)
     r = client.post("/console/replay", data={"csrf": csrf, "outcome": "dead", "event_type": "status"})
     assert r.status_code == 303 and "/console/replay/" in r.headers["Location"]
-    progress = client.get(r.headers["Location"])
+    job = r.headers["Location"]
+    assert wait_until(lambda: b'Sent <span id="sent">3</span> of 3.' in client.get(job).data, 10)
+    progress = client.get(job)
     assert progress.status_code == 200 and b"of 3 finished" in progress.data
+    assert b'http-equiv="refresh"' in progress.data  # still pending: the page refreshes itself
     runs = store.select_runs(event_ids=dead)
     assert [r["status"] for r in runs if r["handler"] == "tests.console.on_status"] == ["pending"] * 3
     assert [r["status"] for r in runs if r["event_id"] == dead[0] and r["handler"] == "tests.console.catch_all"] \
@@ -454,3 +457,43 @@ def test_browser_queries_on_postgresql_and_sqlite(store_url):
     assert {"ix_suprhook_events_received_id", "ix_suprhook_events_distinct_id", "ix_suprhook_events_vendor" + suffix,
             "ix_suprhook_events_phone" + suffix, "ix_suprhook_handler_runs_handler_status",
             "ix_suprhook_events_channel", "ix_suprhook_events_type"} <= names
+
+
+def test_wrong_tokens_spend_the_sources_refusal_budget(tmp_path):
+    config = stack_config(tmp_path, None, SUPRHOOK_HANDLERS="", SUPRHOOK_CONSOLE_TOKEN=TOKEN,
+                          SUPRHOOK_REFUSAL_LIMIT="0.01", SUPRHOOK_REFUSAL_BURST="3")
+    client = create_app(config, registry=registry()).test_client()
+    codes = [client.post("/console/signin", data={"token": "guess"}).status_code for _ in range(5)]
+    assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]
+    assert "Retry-After" in client.post("/console/signin", data={"token": "guess"}).headers
+
+
+def test_mounted_under_a_prefix_in_your_own_flask_app(config):
+    from flask import Flask
+
+    from suprhook import init_app
+
+    app = Flask("mine")
+    init_app(app, config, registry=registry(), url_prefix="/hooks")
+    client = app.test_client()
+    post_ok = client.post("/hooks/webhooks/suprsend", json=make_status_event("sent", workflow="Prefixed"))
+    assert post_ok.status_code == 202
+    assert client.get("/console/").status_code == 404
+    r = client.post("/hooks/console/signin", data={"token": TOKEN})
+    assert r.status_code == 303 and "Path=/hooks/console/" in r.headers["Set-Cookie"]
+    html = client.get("/hooks/console/").data.decode()
+    assert "Prefixed" in html and "/hooks/console/static/console.css" in html
+
+
+def test_the_web_process_with_the_console_imports_no_worker_code(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, suprhook.wsgi; assert 'suprhook_console' in suprhook.wsgi.app.extensions; "
+            "print([m for m in sys.modules if m.startswith('suprhook.handlers.worker') or m == 'suprsend'])")
+    env = {"PATH": "/usr/bin:/bin", "SUPRHOOK_ENV": "development", "SUPRHOOK_DATA_DIR": str(tmp_path),
+           "SUPRHOOK_CONSOLE_TOKEN": TOKEN, "SUPRHOOK_HANDLERS": ""}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert (REPO / "receiver" / "templates" / "console" / "list.html").exists()

@@ -393,6 +393,7 @@ replay_jobs = Table(
     "suprhook_console_replays", jobs_metadata,
     Column("job_id", String(32), primary_key=True), Column("created_at", Float, nullable=False, index=True),
     Column("sent", Integer, nullable=False), Column("pairs", Text, nullable=False), Column("summary", Text),
+    Column("problems", Text), Column("finished_at", Float),
 )
 
 
@@ -414,6 +415,14 @@ class ReplayJobs:
             conn.execute(replay_jobs.delete().where(replay_jobs.c.job_id.notin_(keep.scalar_subquery())))
         return job_id
 
+    def update(self, job_id: str, sent: int, problems: Sequence[str] = (), finished: bool = False) -> None:
+        """How many runs were sent so far (and what could not be), and whether sending is over."""
+        values: dict[str, Any] = {"sent": sent, "problems": json.dumps(list(problems))}
+        if finished:
+            values["finished_at"] = time.time()
+        with self.store.db.writing() as conn:
+            conn.execute(replay_jobs.update().where(replay_jobs.c.job_id == job_id).values(**values))
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         if not re.fullmatch(r"[0-9a-f]{32}", job_id or ""):
             return None
@@ -422,4 +431,5 @@ class ReplayJobs:
         if row is None:
             return None
         return {"job_id": row.job_id, "created_at": row.created_at, "sent": row.sent, "summary": row.summary,
-                "pairs": [tuple(p) for p in json.loads(row.pairs)]}
+                "problems": json.loads(row.problems) if row.problems else [],
+                "sending_done": row.finished_at is not None, "pairs": [tuple(p) for p in json.loads(row.pairs)]}
