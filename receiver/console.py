@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from ..compose import Console, Web
@@ -30,7 +31,7 @@ from ..handlers import Registry, Settings
 from ..handlers.observability.jsonlog import mask_distinct_id
 from ..handlers.replay import redispatch
 from ..handlers.stores.browse import DEAD, FAILED, MAX_BULK, OUTCOMES, SUCCEEDED, BadQuery, Cursor, EventRow, Filters
-from ..schemas import ValidationError, load_event
+from ..schemas import load_event
 
 from .console_auth import COOKIE, ConsoleAuth, Session
 from .security import RequestGuard
@@ -129,10 +130,27 @@ def bad_query(exc: BadQuery) -> Response:
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
     original = getattr(exc, "original_exception", None)
-    if original is not None:  # an error of ours: the trace goes to the log, never to the page
-        log.error("console error", exc_info=original)
-        return problem(500, "internal error (the receiver's log has the details)")
+    if original is not None:
+        return internal_error(original)
     return problem(exc.code or 400, exc.description or exc.name, current_session())
+
+
+@bp.errorhandler(DBAPIError)
+def event_log_down(exc: DBAPIError) -> Response:
+    """The event log is down or refusing: say so (503), never a trace."""
+    log.warning("console: the event log is unavailable: %s", type(exc.orig).__name__)
+    response = problem(503, "the event log is unavailable right now (the receiver's log says why); webhooks are "
+                            "still being accepted", current_session())
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+@bp.errorhandler(Exception)
+def internal_error(exc: Exception) -> Response:
+    if isinstance(exc, DBAPIError):
+        return event_log_down(exc)
+    log.error("console error", exc_info=exc)  # the trace goes to the log, never to the page
+    return problem(500, "internal error (the receiver's log has the details)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,7 +306,7 @@ def normalize(row: EventRow) -> tuple[dict[str, Any], dict[str, Any], str | None
     """The event as handlers see it (`load_event`), and its normalized vendor callback; or why it does not load."""
     try:
         event = load_event(row.raw, event_id=row.event_id)
-    except (ValidationError, TypeError, ValueError) as exc:
+    except Exception as exc:  # a body this version no longer loads is shown as stored, with why
         return {}, {}, None, str(exc)[:500]
     vendor = {k: getattr(event.vendor, k) for k in ("name", "message_id", "status", "normalized_status",
                                                      "error_code", "error_message", "timestamp", "recipient",

@@ -497,3 +497,28 @@ def test_the_web_process_with_the_console_imports_no_worker_code(tmp_path):
                          timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
     assert (REPO / "receiver" / "templates" / "console" / "list.html").exists()
+
+
+def test_the_receiver_starts_and_the_console_says_503_while_the_event_log_is_down(tmp_path):
+    """Queue-first the receiver never needs the event log for webhooks: the console opens it on first use."""
+    config = stack_config(tmp_path, "redis://127.0.0.1:6379/0", SUPRHOOK_HANDLERS="", SUPRHOOK_CONSOLE_TOKEN=TOKEN,
+                          SUPRHOOK_STORE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    client = create_app(config, registry=registry()).test_client()
+    assert client.get("/healthz").status_code == 200
+    sign_in(client)
+    r = client.get("/console/")
+    assert r.status_code == 503 and b"event log is unavailable" in r.data and b"Traceback" not in r.data
+    assert r.headers["Retry-After"] == "5"
+    assert client.get("/console/overview").status_code == 503
+
+
+def test_an_unexpected_error_is_a_500_page_without_a_trace(app, client, monkeypatch):
+    sign_in(client)
+    browser = app.extensions["suprhook_console"].parts.browser
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(browser, "page", boom)
+    r = client.get("/console/")
+    assert r.status_code == 500 and b"secret detail" not in r.data and b"internal error" in r.data

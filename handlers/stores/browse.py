@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, and_, exists, func, select, text, tuple_,
                         union)
@@ -433,3 +434,26 @@ class ReplayJobs:
         return {"job_id": row.job_id, "created_at": row.created_at, "sent": row.sent, "summary": row.summary,
                 "problems": json.loads(row.problems) if row.problems else [],
                 "sending_done": row.finished_at is not None, "pairs": [tuple(p) for p in json.loads(row.pairs)]}
+
+
+class ConsoleData:
+    """The console's view of the event log, opened on its first use and not before: a receiver starts, and takes
+    webhooks, while the event log is down (queue-first it never needs it for them). Until the event log answers,
+    each use raises the database's error and the console answers 503."""
+
+    def __init__(self, opener: Callable[[], EventStore]) -> None:
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._opened: tuple[EventStore, EventBrowser, ReplayJobs] | None = None
+
+    def open(self) -> tuple[EventStore, EventBrowser, ReplayJobs]:
+        opened = self._opened
+        if opened is None:
+            with self._lock:
+                if self._opened is None:
+                    store = self._opener()
+                    browser = EventBrowser(store)
+                    browser.ensure_indexes()
+                    self._opened = (store, browser, ReplayJobs(store))
+                opened = self._opened
+        return opened

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from celery import Celery
     from suprsend import Suprsend
 
-    from .handlers.stores.browse import EventBrowser, ReplayJobs
+    from .handlers.stores.browse import ConsoleData, EventBrowser, ReplayJobs
     from .handlers.stores.dedup import DedupStore
     from .handlers.stores.store import EventStore
     from .handlers.web.dispatch import Dispatcher
@@ -93,25 +93,34 @@ class Web:
 
 @dataclass(frozen=True)
 class Console:
-    """The event console's parts (receiver.console serves them at /console/)."""
+    """The event console's parts (receiver.console serves them at /console/). The event log is opened on first
+    use (`data`), so a receiver with the console starts while the event log is down."""
 
     auth: "ConsoleAuth"
-    store: "EventStore"
-    browser: "EventBrowser"
-    jobs: "ReplayJobs"
+    data: "ConsoleData"
     traffic: "TrafficRecorder"
+
+    @property
+    def store(self) -> "EventStore":
+        return self.data.open()[0]
+
+    @property
+    def browser(self) -> "EventBrowser":
+        return self.data.open()[1]
+
+    @property
+    def jobs(self) -> "ReplayJobs":
+        return self.data.open()[2]
 
 
 def console(settings: Settings, store: "EventStore | None" = None) -> Console:
     """Sign-in and sessions, the event log's read side, bulk-replay jobs and the overview's webhook counts."""
-    from .handlers.stores.browse import EventBrowser, ReplayJobs
+    from .handlers.stores.browse import ConsoleData
     from .handlers.web.traffic import TrafficRecorder, traffic_storage
     from .receiver.console_auth import ConsoleAuth
 
-    store = store if store is not None else event_log(settings)
-    browser = EventBrowser(store)
-    browser.ensure_indexes()
-    return Console(ConsoleAuth(settings), store, browser, ReplayJobs(store), TrafficRecorder(traffic_storage(settings)))
+    data = ConsoleData((lambda: store) if store is not None else (lambda: event_log(settings)))
+    return Console(ConsoleAuth(settings), data, TrafficRecorder(traffic_storage(settings)))
 
 
 def request_guard(settings: Settings) -> "RequestGuard":
