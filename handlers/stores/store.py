@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, bindparam,
-                        cast, func, literal_column, or_, select, update)
+                        case, cast, func, literal_column, or_, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import Grouping
 
 from ...schemas import Event
 
@@ -58,9 +59,13 @@ notifications = Table(
 
 def body_field(key: str, dialect: str) -> Any:
     """A top-level field of the stored body as SQL text; the console (stores/browse.py) filters and searches on the
-    same expressions the indexes below are built on (constants inline, so PostgreSQL matches its index)."""
+    same expressions the indexes below are built on (constants inline, so PostgreSQL matches its index).
+    PostgreSQL's JSON functions raise on a `\u0000` escape anywhere in a document, and an index expression that
+    raises would refuse the event itself: such a body (the schemas accept one outside the logged columns) gets
+    NULL here instead."""
     if dialect == "postgresql":
-        return cast(events.c.body, JSON).op("->>")(literal_column(f"'{key}'"))
+        storable = func.strpos(events.c.body, literal_column(r"'\u0000'")) == 0
+        return Grouping(case((storable, cast(events.c.body, JSON).op("->>")(literal_column(f"'{key}'"))), else_=None))
     return func.json_extract(events.c.body, literal_column(f"'$.{key}'"))
 
 
