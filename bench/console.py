@@ -58,8 +58,11 @@ def fill(store_url: str, count: int, seed: int = 14) -> dict:
     from suprhook.handlers.messages import LoggedEvent
     from suprhook.handlers.stores.store import EventStore, runs
 
+    from suprhook.handlers.stores.browse import EventBrowser
+
     rng = random.Random(seed)
     store = EventStore(store_url)
+    EventBrowser(store).ensure_indexes()  # as a receiver with the console has: the inserts maintain them
     base = templates(rng)
     now = datetime.now(timezone.utc)
     probes: dict = {}

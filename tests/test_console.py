@@ -533,3 +533,21 @@ def test_an_unexpected_error_is_a_500_page_without_a_trace(app, client, monkeypa
     monkeypatch.setattr(browser, "page", boom)
     r = client.get("/console/")
     assert r.status_code == 500 and b"secret detail" not in r.data and b"internal error" in r.data
+
+
+def test_the_console_builds_its_indexes_in_the_background_and_the_event_log_schema_has_none(app, client, config):
+    from sqlalchemy import text
+
+    from suprhook.handlers.stores.store import events, runs
+
+    from suprhook.handlers.stores.browse import console_indexes
+
+    ours = {i.name for d in ("sqlite", "postgresql") for i in console_indexes(d)}
+    assert not ours & {i.name for i in (*events.indexes, *runs.indexes)}  # the event log's own schema stays lean
+    sign_in(client)
+    assert client.get("/console/").status_code == 200
+    data = app.extensions["suprhook_console"].parts.data
+    data.indexing.join(30)
+    with store_of(app).engine.connect() as conn:
+        names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
+    assert {"ix_suprhook_events_received_id", "ix_suprhook_events_vendor_sqlite"} <= names

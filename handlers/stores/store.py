@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, and_, bindparam,
-                        case, cast, func, literal_column, or_, select, update)
+from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam, or_,
+                        select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import Grouping
 
 from ...schemas import Event
 
@@ -55,35 +54,6 @@ notifications = Table(
     Column("supr_nid", String(128), primary_key=True), Column("current_status", String(64), nullable=False),
     Column("rank", Integer, nullable=False), Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def body_field(key: str, dialect: str) -> Any:
-    """A top-level field of the stored body as SQL text; the console (stores/browse.py) filters and searches on the
-    same expressions the indexes below are built on (constants inline, so PostgreSQL matches its index).
-    PostgreSQL's JSON functions raise on a `\u0000` escape anywhere in a document, and an index expression that
-    raises would refuse the event itself: such a body (the schemas accept one outside the logged columns) gets
-    NULL here instead."""
-    if dialect == "postgresql":
-        storable = func.strpos(events.c.body, literal_column(r"'\u0000'")) == 0
-        return Grouping(case((storable, cast(events.c.body, JSON).op("->>")(literal_column(f"'{key}'"))), else_=None))
-    return func.json_extract(events.c.body, literal_column(f"'$.{key}'"))
-
-
-# The console's list: newest first with a stable tie-break, its searches, and its vendor and handler filters.
-Index("ix_suprhook_events_received_id", events.c.received_at, events.c.event_id)
-Index("ix_suprhook_events_distinct_id", events.c.distinct_id)
-Index("ix_suprhook_events_channel", events.c.channel, events.c.received_at, events.c.event_id)
-Index("ix_suprhook_events_type", events.c.event_type, events.c.received_at, events.c.event_id)
-Index("ix_suprhook_events_vendor_sqlite", body_field("vendor_name", "sqlite"), events.c.received_at,
-      events.c.event_id).ddl_if(dialect="sqlite")
-Index("ix_suprhook_events_vendor_pg", body_field("vendor_name", "postgresql"), events.c.received_at,
-      events.c.event_id).ddl_if(dialect="postgresql")
-# (A column besides the expression: an Index of a lone cast expression is not attached to its table.)
-Index("ix_suprhook_events_phone_sqlite", body_field("channel_value", "sqlite"), events.c.received_at
-      ).ddl_if(dialect="sqlite")
-Index("ix_suprhook_events_phone_pg", body_field("channel_value", "postgresql"), events.c.received_at
-      ).ddl_if(dialect="postgresql")
-Index("ix_suprhook_handler_runs_handler_status", runs.c.handler, runs.c.status)
 
 
 class RunInProgress(Exception):
