@@ -61,6 +61,10 @@ class Settings:
     metrics_public: bool = False  # SUPRHOOK_METRICS_PUBLIC=1: production may serve /metrics without a token
     worker_metrics_port: int = 0  # 0 = off; else the worker serves /metrics there
     worker_metrics_addr: str = "0.0.0.0"
+    # The event console (receiver.console): on when any token is set. Tokens never printed.
+    console_tokens: tuple[str, ...] = field(default=(), repr=False)
+    console_readonly_tokens: tuple[str, ...] = field(default=(), repr=False)
+    console_session_ttl: int = 43200  # seconds a console sign-in lasts
 
     def __repr__(self) -> str:
         """Like the dataclass repr, with secrets left out and passwords in URLs masked."""
@@ -71,6 +75,11 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def console_enabled(self) -> bool:
+        """The event console is mounted at /console/ when a console token is set (`suprhook dev` sets one)."""
+        return bool(self.console_tokens or self.console_readonly_tokens)
 
     @property
     def embedded_broker(self) -> bool:
@@ -155,6 +164,9 @@ class Settings:
             metrics_public=str(get("SUPRHOOK_METRICS_PUBLIC", "")).lower() in _TRUE,
             worker_metrics_port=num("SUPRHOOK_WORKER_METRICS_PORT", 0, int),
             worker_metrics_addr=str(get("SUPRHOOK_WORKER_METRICS_ADDR", "0.0.0.0")),
+            console_tokens=_csv(get("SUPRHOOK_CONSOLE_TOKEN", "")),
+            console_readonly_tokens=_csv(get("SUPRHOOK_CONSOLE_READONLY_TOKEN", "")),
+            console_session_ttl=num("SUPRHOOK_CONSOLE_SESSION_TTL", 43200, int),
         )
 
     def require_auth(self) -> None:

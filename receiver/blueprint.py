@@ -65,6 +65,10 @@ def init_app(app: Flask, config: Mapping[str, Any] | None = None, *, registry: R
         for route in routes[1:]:
             extra.add_url_rule(route.endpoint.path, endpoint=route.name, view_func=receive_webhook, methods=["POST"])
         app.register_blueprint(extra, url_prefix=url_prefix)
+    if web.console is not None:  # SUPRHOOK_CONSOLE_TOKEN: the event console at <url_prefix>/console/
+        from .console import mount as mount_console
+
+        mount_console(app, web, url_prefix)
     open_routes = [f"{r.name} ({r.url})" for r in routes if not r.authenticated]
     if open_routes:
         log.warning("suprhook: no token and no signing secret (SUPRHOOK_AUTH_TOKENS, SUPRHOOK_SIGNING_SECRET) for "

@@ -53,6 +53,25 @@ class Progress:
         return time.monotonic() - self.started
 
 
+def dev_console_token(data_dir: Path) -> str | None:
+    """`suprhook dev` always serves the console: without SUPRHOOK_CONSOLE_TOKEN it sets one, kept in
+    <data dir>/console-token (mode 600) so a restart keeps sessions. Returns it; None when the user set their own."""
+    if os.environ.get("SUPRHOOK_CONSOLE_TOKEN") or os.environ.get("SUPRHOOK_CONSOLE_READONLY_TOKEN"):
+        return None
+    import secrets
+
+    path = data_dir / "console-token"
+    token = path.read_text().strip() if path.exists() else ""
+    if not token:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(18)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    os.environ["SUPRHOOK_CONSOLE_TOKEN"] = token
+    return token
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Receiver + worker on the embedded broker, data under ./var, for local development."""
     os.environ.setdefault("SUPRHOOK_ENV", "development")
@@ -63,6 +82,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             return 2
         os.environ["SUPRHOOK_HANDLERS"] = DEFAULT_EXAMPLE
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))
+    console_token = dev_console_token(Path(os.environ["SUPRHOOK_DATA_DIR"]))
 
     from .app import create_app
 
@@ -116,6 +136,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         sample += (f"\nor with curl\n\n  curl -sS {url} -H 'Content-Type: application/json'{auth} --data @{SAMPLE}\n")
     print(f"suprhook dev: post a sample webhook with\n\n{sample}\nor any channel, vendor, status or reply with\n\n"
           f"  suprhook send-sample --url {url} --type inbound --text YES --vendor meta\n", flush=True)
+    console_url = f"http://{args.host}:{args.port}/console/"
+    print(f"suprhook dev: event console {console_url} — sign in with "
+          + (f"the token {console_token}" if console_token else "your SUPRHOOK_CONSOLE_TOKEN") + "\n", flush=True)
     try:
         # SIGTERM is how docker, systemd and supervisors stop us; SIGINT and SIGHUP too, unless this process
         # was started ignoring them (nohup, `&` in a script): then whoever started it meant it so.

@@ -151,6 +151,13 @@ class Submitted(Protocol):
     def handlers(self) -> Sequence[str]: ...
 
 
+class Observer(Protocol):
+    """Told each answer: outcome, reason, code, client, declared size (`handlers.web.traffic.TrafficRecorder`)."""
+
+    def __call__(self, outcome: str, reason: str | None, code: int, client: str | None,
+                 size: int | None) -> None: ...
+
+
 class Submitter(Protocol):
     """The one thing the ingest asks of a `handlers.web.dispatch.Dispatcher`."""
 
@@ -189,12 +196,20 @@ class Ingest:
     """The webhook checks of one receiver, in order; `handle` answers one request."""
 
     def __init__(self, settings: Settings, guard: RequestGuard, dispatcher: Submitter,
-                 routes: Iterable[Route]) -> None:
+                 routes: Iterable[Route], observer: Observer | None = None) -> None:
         self.settings, self.guard, self.dispatcher = settings, guard, dispatcher
         self.routes = tuple(routes)  # every endpoint: a 422 names the one that would take the event
+        self.observer = observer  # told every outcome (the console's overview counts): it must not block
 
     def handle(self, request: WebhookRequest, route: Route) -> Answer:
         """Run every step for `request`, posted to `route`; count, time and log the outcome."""
+        answer = self._handle(request, route)
+        if self.observer is not None:
+            self.observer(answer.outcome, answer.reason, answer.code, answer.client or request.remote_addr,
+                          request.content_length)
+        return answer
+
+    def _handle(self, request: WebhookRequest, route: Route) -> Answer:
         started = time.perf_counter()
         metrics.RECEIVED.inc()
         cid = new_correlation_id(request.request_id)

@@ -29,12 +29,15 @@ if TYPE_CHECKING:
     from celery import Celery
     from suprsend import Suprsend
 
+    from .handlers.stores.browse import ConsoleData, EventBrowser, ReplayJobs
     from .handlers.stores.dedup import DedupStore
     from .handlers.stores.runs import RunBook
     from .handlers.stores.store import EventStore
     from .handlers.web.dispatch import Dispatcher
+    from .handlers.web.traffic import TrafficRecorder
     from .handlers.worker.log_writer import EventLogWriter, QueueLogWriter
     from .handlers.worker.runtime import WorkerRuntime
+    from .receiver.console_auth import ConsoleAuth
     from .receiver.endpoints import Endpoint, Route
     from .receiver.ingest import Ingest
     from .receiver.security import RequestGuard
@@ -86,6 +89,39 @@ class Web:
     celery: "Celery"  # a producer: it sends tasks by name and binds none
     dispatcher: "Dispatcher"
     ingest: "Ingest"
+    console: "Console | None" = None  # the event console, when a console token is set
+
+
+@dataclass(frozen=True)
+class Console:
+    """The event console's parts (receiver.console serves them at /console/). The event log is opened on first
+    use (`data`), so a receiver with the console starts while the event log is down."""
+
+    auth: "ConsoleAuth"
+    data: "ConsoleData"
+    traffic: "TrafficRecorder"
+
+    @property
+    def store(self) -> "EventStore":
+        return self.data.open()[0]
+
+    @property
+    def browser(self) -> "EventBrowser":
+        return self.data.open()[1]
+
+    @property
+    def jobs(self) -> "ReplayJobs":
+        return self.data.open()[2]
+
+
+def console(settings: Settings, store: "EventStore | None" = None) -> Console:
+    """Sign-in and sessions, the event log's read side, bulk-replay jobs and the overview's webhook counts."""
+    from .handlers.stores.browse import ConsoleData
+    from .handlers.web.traffic import TrafficRecorder, traffic_storage
+    from .receiver.console_auth import ConsoleAuth
+
+    data = ConsoleData((lambda: store) if store is not None else (lambda: event_log(settings)))
+    return Console(ConsoleAuth(settings), data, TrafficRecorder(traffic_storage(settings)))
 
 
 def request_guard(settings: Settings) -> "RequestGuard":
@@ -160,8 +196,9 @@ def build_web(config: Config | None = None, *, registry: Registry | None = None,
     core = configure(settings, config, registry=registry)
     celery = producer(settings, core.registry)
     dispatch = dispatcher(settings, core.registry, celery)
+    parts = console(settings, dispatch.store) if settings.console_enabled else None
     return Web(settings, core.registry, guard, tuple(served), celery, dispatch,
-               Ingest(settings, guard, dispatch, served))
+               Ingest(settings, guard, dispatch, served, parts.traffic.observe if parts else None), parts)
 
 
 # --------------------------------------------------------------------------------------------------
