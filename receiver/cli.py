@@ -249,7 +249,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         print(f"{row['event_id']}  {row['received_at']:%Y-%m-%d %H:%M:%S}  {row['event_type']:<16} "
               f"{row['channel']:<9} {row['status'] or '-':<10} {row['supr_nid'] or '-'}")
         for run in row["runs"]:
-            error = f"  {run['error']}" if run["error"] else ""
+            error = f"  {run['error'].splitlines()[0]}" if run["error"] else ""  # the traceback: the console
             print(f"    {run['status']:<10} x{run['attempts']}  {run['handler']}{error}")
     if not rows:
         print("(no events logged yet)")

@@ -551,3 +551,25 @@ def test_the_console_builds_its_indexes_in_the_background_and_the_event_log_sche
     with store_of(app).engine.connect() as conn:
         names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
     assert {"ix_suprhook_events_received_id", "ix_suprhook_events_vendor_sqlite"} <= names
+
+
+def test_the_event_page_shows_a_runs_error_and_its_traceback(app, client):
+    """The worker keeps "Type: message", a blank line and the traceback (tasks.run_error); the page shows the first
+    as the run's error and the traceback folded under it."""
+    from suprhook.handlers.stores.store import ERROR_CHARS, clip_error
+    from suprhook.handlers.worker.tasks import run_error
+
+    try:
+        raise RuntimeError("the CRM said no")
+    except RuntimeError as exc:
+        error = run_error(exc)
+    event_id = post(client, make_status_event("failed"))
+    fail(store_of(app), event_id, "tests.console.on_status", DEAD, error)
+    sign_in(client)
+    html = client.get(f"/console/events/{event_id}").data.decode()
+    assert '<pre class="error-text">RuntimeError: the CRM said no</pre>' in html
+    assert "<summary>Traceback</summary>" in html and "Traceback (most recent call last):" in html
+    assert "test_console.py" in html  # down to the raising line
+    long = "ValueError: x\n\n" + "frame\n" * 5000
+    clipped = clip_error(long)
+    assert len(clipped) <= ERROR_CHARS and clipped.startswith("ValueError: x\n") and clipped.endswith("frame\n")

@@ -11,6 +11,7 @@ import pytest
 
 from suprhook.handlers import Registry
 from suprhook.handlers.stores.embedded import queue_depth
+from suprhook.handlers.stores.store import EventStore
 from suprhook.receiver import create_app
 
 from .conftest import (BROKERS, LiveServer, Worker, delete_queue, make_inbound, make_status, stack_config,
@@ -114,6 +115,13 @@ def test_permanent_error_is_not_retried(stack):
     worker.wait_runs(event_id, 1, "on_status")
     time.sleep(1.5)
     assert len(worker.runs(event_id, "broken")) == 1
+    # The event log keeps why: the error, then its traceback down to the handler's raising line.
+    store = EventStore(server.server.app.extensions["suprhook"].settings.store_url)
+    row = wait_until(lambda: next((r for r in store.select_runs(event_ids=[event_id], statuses=["dead"])
+                                   if r["handler"].endswith("broken")), None), timeout=15)
+    summary, _, trace = row["error"].partition("\n\n")
+    assert summary == "PermanentError: this handler never succeeds"
+    assert trace.startswith("Traceback (most recent call last):") and "probe_handlers.py" in trace
 
 
 def test_unknown_event_type_reaches_only_catch_all(stack):

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..messages import RUN_TTL, RunTransition
 from .db import DEAD
-from .store import DONE, EventStore, RunInProgress
+from .store import DONE, EventStore, RunInProgress, clip_error
 
 log = logging.getLogger("suprhook.runs")
 
@@ -185,7 +185,7 @@ class RunBook:
 
     def finish(self, event_id: str, handler: str, claim: Claim, status: str, error: str | None = None) -> bool:
         """Record an outcome; False when a later attempt took the run over meanwhile (this one's lease lapsed)."""
-        error = error[:2000] if error else None
+        error = clip_error(error)
         if claim.where == "redis":
             done = self._finish(keys=self._keys(event_id), args=[handler, claim.attempt, status, error or "",
                                                                  event_id, RUN_TTL, "log"])

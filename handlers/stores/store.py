@@ -25,6 +25,7 @@ from ..messages import LoggedEvent, RunTransition
 from .db import DEAD, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, DatabaseUser, open_database
 
 DONE = (SUCCEEDED, SKIPPED)  # a run in one of these is never run again
+ERROR_CHARS = 8000  # a run's last error: "Type: message", then its traceback (the end of it, when longer)
 # Notification statuses in the order a notification moves through them; failed is terminal.
 STATUS_RANK = {"triggered": 0, "sent": 1, "delivered": 2, "seen": 3, "read": 3, "clicked": 4, "failed": 100}
 
@@ -108,6 +109,15 @@ class Timeline:
 
     def __repr__(self) -> str:
         return f"Timeline({self.supr_nid!r}, current={self.current!r})"
+
+
+def clip_error(error: str | None) -> str | None:
+    """A run's error as the event log keeps it: its first line whole, then as much of the end as fits."""
+    if not error or len(error) <= ERROR_CHARS:
+        return error or None
+    head, _, rest = error.partition("\n")
+    head = head[:1000]
+    return f"{head}\n…{rest[-(ERROR_CHARS - len(head) - 2):]}"
 
 
 def _now() -> datetime:
@@ -231,7 +241,7 @@ class EventStore(DatabaseUser):
         running = [{"event_id": m.event_id, "handler": m.handler, "status": RUNNING, "attempts": m.attempts,
                     "lease_until": m.lease_until, "updated_at": m.at} for m in ordered if m.status == RUNNING]
         ended = [{"event_id": m.event_id, "handler": m.handler, "status": m.status, "attempts": m.attempts,
-                  "error": m.error[:2000] if m.error else None, "lease_until": None, "updated_at": m.at}
+                  "error": clip_error(m.error), "lease_until": None, "updated_at": m.at}
                  for m in ordered if m.status != RUNNING]
         if ended:  # outcomes first: a retry's claim in the same batch then keeps the failed attempt's error
             conn.execute(self._run_ended, ended)
@@ -291,7 +301,7 @@ class EventStore(DatabaseUser):
         """Record an outcome. With `attempt`, only if no later attempt took the run over (a worker that
         outlived its lease must not overwrite its successor's outcome); False when it was taken over."""
         params = {"k_event": event_id, "k_handler": handler, "k_status": status,
-                  "k_error": error[:2000] if error else None, "k_now": time.time()}
+                  "k_error": clip_error(error), "k_now": time.time()}
         statement = self._finish
         if attempt is not None:
             statement, params["k_attempt"] = self._finish_attempt, attempt

@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import logging
 import time
+import traceback
 from typing import Any
 
 from celery import Celery, Task
@@ -60,6 +61,12 @@ def run_handler(handler: Handler, event: Event, runtime: WorkerRuntime, attempt:
     return True
 
 
+def run_error(exc: BaseException) -> str:
+    """What the event log keeps of a failed run: "Type: message", a blank line, and the traceback."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return f"{type(exc).__name__}: {exc}\n\n{trace}".rstrip()
+
+
 def _call(handler: Handler, event: Event, matched: Filters | None, context: dict[str, Any]) -> None:
     handler.call(event, match=matched.text_match(event) if matched else None, **context)
 
@@ -98,8 +105,7 @@ def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
                 ran = run_handler(handler, event, runtime, attempt=task.request.retries)
             except Exception as exc:
                 final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
-                runs.finish(event.event_id, handler.name, claim, DEAD if final else FAILED,
-                            f"{type(exc).__name__}: {exc}")
+                runs.finish(event.event_id, handler.name, claim, DEAD if final else FAILED, run_error(exc))
                 report("dead" if final else "failed", task.request.retries, event,
                        time.perf_counter() - started, exc)
                 raise
