@@ -133,12 +133,14 @@ class RunTransition:
     lease_until: float | None
     error: str | None
     at: float
+    followups: tuple[dict[str, Any], ...] = ()  # with an outcome: what the run sent (`Followup.sent`)
 
     @classmethod
     def from_entry(cls, fields: Mapping[bytes, bytes]) -> "RunTransition":
         r = json.loads(fields[b"run"])
+        sent = json.loads(r["f"]) if r.get("f") else []
         return cls(str(r["e"]), str(r["h"]), int(r["a"]), str(r["s"]), None if r.get("l") is None else float(r["l"]),
-                   r.get("err"), float(r["t"]))
+                   r.get("err"), float(r["t"]), tuple(f for f in sent if isinstance(f, dict)))
 
     @property
     def final(self) -> bool:

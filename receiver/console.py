@@ -299,6 +299,7 @@ def event(session: Session, event_id: str) -> Response:
                 headers=headers, normalized=normalized, vendor=vendor, drift=drift, load_error=error,
                 vendor_response=json.dumps(row.raw.get("vendor_response"), indent=2, ensure_ascii=False),
                 history=history, current=current, curl=as_curl(row, state), pytest=as_pytest(row),
+                followups=state.parts.store.followups_of(row.event_id),
                 replayable=[r for r in row.runs if r.status != SUCCEEDED], message=request.args.get("message"))
 
 

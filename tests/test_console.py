@@ -573,3 +573,15 @@ def test_the_event_page_shows_a_runs_error_and_its_traceback(app, client):
     long = "ValueError: x\n\n" + "frame\n" * 5000
     clipped = clip_error(long)
     assert len(clipped) <= ERROR_CHARS and clipped.startswith("ValueError: x\n") and clipped.endswith("frame\n")
+
+
+def test_the_event_page_lists_the_followups_each_run_sent(app, client):
+    event_id = post(client, make_inbound_message("YES"))
+    store = store_of(app)
+    attempt = store.begin_run(event_id, "tests.console.catch_all", 30)
+    store.finish_run(event_id, "tests.console.catch_all", "succeeded", attempt=attempt, followups=[
+        {"name": "order_confirmed", "key": "suprhook-d1-abc", "ok": True, "code": 202, "answer": "01HZ-id", "at": 1.0}])
+    sign_in(client)
+    html = client.get(f"/console/events/{event_id}").data.decode()
+    row = html[html.index('<tr class="followup-row">'):]
+    assert "order_confirmed" in row and "suprhook-d1-abc" in row and "202" in row and "01HZ-id" in row

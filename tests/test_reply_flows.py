@@ -71,6 +71,11 @@ def test_yes_reply_triggers_one_signed_followup_even_after_a_503_and_a_redeliver
     assert event["properties"]["order_nid"] == payload["reference"]["supr_nid"]
     assert event["properties"]["suprhook_causation"]["event_id"] == event_id
     assert next(iter(keys)).startswith("suprhook-d1-")
+    # The event log keeps what each attempt sent and SuprSend's answer (the console's event page shows it).
+    recorded = [(f["attempt"], f["event_name"], f["idempotency_key"], f["ok"], f["status_code"])
+                for f in store.followups_of(event_id)]
+    assert recorded == [(1, "order_confirmed", next(iter(keys)), False, 503),
+                        (2, "order_confirmed", next(iter(keys)), True, 202)]
 
 
 def test_no_reply_cancels(flow):

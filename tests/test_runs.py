@@ -220,3 +220,17 @@ def test_only_an_event_old_enough_to_be_a_repeat_reads_the_log_first(book, age, 
     happened = None if age is None else datetime.now(timezone.utc) - timedelta(seconds=age)
     assert counted.begin(event_id, "h", lease=30, happened=happened).attempt == 1
     assert bool(opened) is reads
+
+
+def test_the_followups_a_run_sent_reach_the_log_with_its_outcome(book):
+    runs, store, writer, _ = book
+    event_id = accepted(runs, "h")
+    claim = runs.begin(event_id, "h", lease=30)
+    sent = [{"name": "order_confirmed", "key": "suprhook-d1-abc", "ok": True, "code": 202, "answer": "ok", "at": 1.5},
+            {"name": "order_audit", "key": "k2", "ok": False, "code": 400, "answer": "bad property", "at": 2.5}]
+    assert runs.finish(event_id, "h", claim, "succeeded", followups=sent)
+    writer.drain()
+    writer.drain()  # written twice (a batch a dead writer left): still once
+    assert [(f["attempt"], f["seq"], f["event_name"], f["idempotency_key"], f["ok"], f["status_code"], f["answer"])
+            for f in store.followups_of(event_id)] == [(1, 0, "order_confirmed", "suprhook-d1-abc", True, 202, "ok"),
+                                                        (1, 1, "order_audit", "k2", False, 400, "bad property")]

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
@@ -126,6 +127,13 @@ class Followup:
         self.event, self.handler_name, self.settings = event, handler_name, settings
         self._client = client
         self.depth = depth_of(event) + 1
+        # What this run sent and what SuprSend answered: the worker records it with the run's outcome.
+        self.sent: list[dict[str, Any]] = []
+
+    def _sent(self, event_name: str, key: str | None, ok: bool | None, code: Any, answer: Any) -> None:
+        self.sent.append({"name": event_name, "key": key, "ok": ok,
+                          "code": int(code) if isinstance(code, (int, str)) and str(code).isdigit() else None,
+                          "answer": str(answer)[:500] if answer is not None else None, "at": time.time()})
 
     @property
     def client(self) -> Suprsend:
@@ -145,6 +153,8 @@ class Followup:
             raise
         result = self.client.track_event(sdk_event)
         shaped = {k: result.get(k) for k in ("success", "status", "status_code", "message")}
+        self._sent(event_name, sdk_event.idempotency_key, bool(shaped["success"]), shaped["status_code"],
+                   shaped["message"])
         if not shaped["success"] and _transient(int(shaped["status_code"] or 500)):
             metrics.followups_failed["unavailable"].inc()
             raise FollowupUnavailable(f"SuprSend answered {shaped['status_code']}: {shaped['message']}", shaped)
@@ -161,17 +171,23 @@ class Followup:
         and the records that already succeeded are skipped by SuprSend on their idempotency keys.
         """
         instance = self.client.bulk_events.new_instance()
+        built: list[tuple[str, str | None]] = []
         try:
             for spec in events:
                 spec = dict(spec)
-                instance.append(self._build(spec.pop("distinct_id"), spec.pop("event_name"),
-                                            spec.pop("properties", None), spec.pop("idempotency_key", None),
-                                            spec.pop("tenant_id", None), spec.pop("brand_id", None),
-                                            spec.pop("attachments", ()), **spec))
+                name = spec.pop("event_name")
+                sdk_event = self._build(spec.pop("distinct_id"), name, spec.pop("properties", None),
+                                        spec.pop("idempotency_key", None), spec.pop("tenant_id", None),
+                                        spec.pop("brand_id", None), spec.pop("attachments", ()), **spec)
+                instance.append(sdk_event)
+                built.append((name, sdk_event.idempotency_key))
         except FollowupError:
             metrics.followups_failed["invalid"].inc()
             raise
         response = instance.trigger()
+        for name, key in built:
+            self._sent(name, key, None if response.failure else True, None,
+                       f"bulk: {response.success or 0} of {response.total or len(built)} accepted ({response.status})")
         metrics.FOLLOWUPS_SENT.inc(response.success or 0)
         for record in response.failed_records:
             metrics.followups_failed["unavailable" if _transient(int(record.get("code") or 500)) else "rejected"].inc()

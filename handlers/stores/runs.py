@@ -20,11 +20,12 @@ the sender's clock; an event without a time, or any event when SUPRHOOK_DEDUP_TT
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..messages import RUN_TTL, RunTransition
 from .db import DEAD
@@ -55,8 +56,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {a, ''}
 """
 # ARGV = handler, attempt, status, error ('' for none), event id, TTL, mode: 'log' records the outcome and queues
-# it for the event log; 'drop' forgets the run (the event log already had its outcome). 1 done, 0 taken over by
-# a later attempt, -1 no state.
+# it for the event log; 'drop' forgets the run (the event log already had its outcome); then the follow-ups the
+# run sent, as JSON text ('' for none). 1 done, 0 taken over by a later attempt, -1 no state.
 _FINISH = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return -1 end
@@ -68,6 +69,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 local t = redis.call('TIME')
 local entry = {e = ARGV[5], h = ARGV[1], a = tonumber(a), s = ARGV[3], t = tonumber(t[1]) + tonumber(t[2]) / 1000000}
 if ARGV[4] ~= '' then entry.err = ARGV[4] end
+if ARGV[8] and ARGV[8] ~= '' then entry.f = ARGV[8] end
 redis.call('XADD', KEYS[2], '*', 'run', cjson.encode(entry))
 return 1
 """
@@ -179,19 +181,23 @@ class RunBook:
             return claim
         if status in DONE or status == DEAD:
             self._finish(keys=self._keys(event_id), args=[handler, claim.attempt, status, "", event_id, RUN_TTL,
-                                                          "drop"])
+                                                          "drop", ""])
             return Claim(0, "redis")
         return claim
 
-    def finish(self, event_id: str, handler: str, claim: Claim, status: str, error: str | None = None) -> bool:
-        """Record an outcome; False when a later attempt took the run over meanwhile (this one's lease lapsed)."""
+    def finish(self, event_id: str, handler: str, claim: Claim, status: str, error: str | None = None,
+               followups: Sequence[Mapping[str, Any]] = ()) -> bool:
+        """Record an outcome, and the follow-ups the run sent (`Followup.sent`); False when a later attempt took the
+        run over meanwhile (this one's lease lapsed)."""
         error = clip_error(error)
         if claim.where == "redis":
-            done = self._finish(keys=self._keys(event_id), args=[handler, claim.attempt, status, error or "",
-                                                                 event_id, RUN_TTL, "log"])
+            done = self._finish(keys=self._keys(event_id), args=[
+                handler, claim.attempt, status, error or "", event_id, RUN_TTL, "log",
+                json.dumps(list(followups), default=str) if followups else ""])
             if done >= 0:
                 return bool(done)
-        return self.store_of().finish_run(event_id, handler, status, error, attempt=claim.attempt)
+        return self.store_of().finish_run(event_id, handler, status, error, attempt=claim.attempt,
+                                          followups=followups)
 
     def renew(self, held: Iterable[Held], lease: float) -> list[Held]:
         """Extend the lease of each held run (one round trip for those on Redis, one transaction for the rest);

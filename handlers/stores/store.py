@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam, or_,
+from sqlalchemy import (Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, and_, bindparam, or_,
                         select, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -49,6 +49,13 @@ timeline = Table(
     Column("supr_nid", String(128), primary_key=True), Column("event_id", String(64), primary_key=True),
     Column("status", String(64), nullable=False), Column("status_at", DateTime(timezone=True)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+followups = Table(
+    "suprhook_followups", metadata,  # the follow-up events a run sent, and SuprSend's answer to each
+    Column("event_id", String(64), primary_key=True), Column("handler", String(255), primary_key=True),
+    Column("attempt", Integer, primary_key=True), Column("seq", Integer, primary_key=True),
+    Column("event_name", String(255), nullable=False), Column("idempotency_key", String(255)),
+    Column("ok", Boolean), Column("status_code", Integer), Column("answer", Text), Column("sent_at", Float),
 )
 notifications = Table(
     "suprhook_notifications", metadata,
@@ -147,6 +154,7 @@ class EventStore(DatabaseUser):
         self._insert_run = dialect.insert(runs).on_conflict_do_nothing()
         self._insert_claimed_run = self._insert_run.returning(runs.c.attempts)
         self._insert_timeline = dialect.insert(timeline).on_conflict_do_nothing()
+        self._insert_followups = dialect.insert(followups).on_conflict_do_nothing()
         upsert = dialect.insert(notifications)
         self._advance_status = upsert.on_conflict_do_update(
             index_elements=[notifications.c.supr_nid],
@@ -245,6 +253,7 @@ class EventStore(DatabaseUser):
                  for m in ordered if m.status != RUNNING]
         if ended:  # outcomes first: a retry's claim in the same batch then keeps the failed attempt's error
             conn.execute(self._run_ended, ended)
+            self._record_followups(conn, [(m.event_id, m.handler, m.attempts, m.followups) for m in ordered])
         if running:
             conn.execute(self._run_moved, running)
 
@@ -275,6 +284,25 @@ class EventStore(DatabaseUser):
         raise RunInProgress(f"{handler} for {event_id} is running elsewhere",
                             retry_in=(row.lease_until or now) - now)
 
+    def _record_followups(self, conn: Connection,
+                          sent: Sequence[tuple[str, str, int, Sequence[Mapping[str, Any]]]]) -> None:
+        rows = [{"event_id": event_id, "handler": handler, "attempt": attempt, "seq": seq,
+                 "event_name": str(f.get("name") or "?")[:255],
+                 "idempotency_key": None if f.get("key") is None else str(f["key"])[:255],
+                 "ok": f.get("ok"), "status_code": f.get("code") if isinstance(f.get("code"), int) else None,
+                 "answer": None if f.get("answer") is None else str(f["answer"])[:500],
+                 "sent_at": f.get("at") if isinstance(f.get("at"), (int, float)) else None}
+                for event_id, handler, attempt, items in sent for seq, f in enumerate(items)]
+        if rows:
+            conn.execute(self._insert_followups, rows)
+
+    def followups_of(self, event_id: str) -> list[dict[str, Any]]:
+        """The follow-ups each run of an event sent, in order (the console's event page)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(followups).where(followups.c.event_id == event_id)
+                                .order_by(followups.c.handler, followups.c.attempt, followups.c.seq)).all()
+        return [dict(r._mapping) for r in rows]
+
     def run_status(self, event_id: str, handler: str) -> str | None:
         """A run's status in the event log (None: not logged), by one point read."""
         with self.engine.connect() as conn:
@@ -297,16 +325,20 @@ class EventStore(DatabaseUser):
         return lost
 
     def finish_run(self, event_id: str, handler: str, status: str, error: str | None = None,
-                   attempt: int | None = None) -> bool:
-        """Record an outcome. With `attempt`, only if no later attempt took the run over (a worker that
-        outlived its lease must not overwrite its successor's outcome); False when it was taken over."""
+                   attempt: int | None = None, followups: Sequence[Mapping[str, Any]] = ()) -> bool:
+        """Record an outcome (and the follow-ups the run sent). With `attempt`, only if no later attempt took the
+        run over (a worker that outlived its lease must not overwrite its successor's outcome); False when it
+        was taken over."""
         params = {"k_event": event_id, "k_handler": handler, "k_status": status,
                   "k_error": clip_error(error), "k_now": time.time()}
         statement = self._finish
         if attempt is not None:
             statement, params["k_attempt"] = self._finish_attempt, attempt
         with self._writing() as conn:
-            return bool(conn.execute(statement, params).rowcount)
+            done = bool(conn.execute(statement, params).rowcount)
+            if done and followups:
+                self._record_followups(conn, [(event_id, handler, attempt or 0, followups)])
+            return done
 
     def reopen_run(self, event_id: str, handler: str) -> bool:
         """Make a run claimable again for a re-sent task (sweep, replay): False, and nothing changed,

@@ -31,10 +31,14 @@ def bind_handler_tasks(app: Celery, registry: Registry, runtime: WorkerRuntime) 
         _bind(app, handler, runtime)
 
 
-def run_handler(handler: Handler, event: Event, runtime: WorkerRuntime, attempt: int = 0) -> bool:
-    """Run one handler for one event as its task does; False when its `state=` filter did not match."""
+def run_handler(handler: Handler, event: Event, runtime: WorkerRuntime, attempt: int = 0,
+                followup: Followup | None = None) -> bool:
+    """Run one handler for one event as its task does; False when its `state=` filter did not match. `followup`:
+    the handler's follow-up sender (default: a new one), whose `sent` lists what the run sent."""
+    if followup is None:
+        followup = Followup(event, handler.name, runtime.settings, runtime.suprsend)
     context: dict[str, Any] = {"logger": logging.getLogger(f"suprhook.handler.{handler.name}"), "attempt": attempt,
-                               "followup": Followup(event, handler.name, runtime.settings, runtime.suprsend)}
+                               "followup": followup}
     if not handler.needs_conversation:
         _call(handler, event, handler.matching_filter(event), context)
         return True
@@ -100,16 +104,19 @@ def _bind(app: Celery, handler: Handler, runtime: WorkerRuntime) -> Task:
             return
         event = dataclasses.replace(event, timeline=Timeline(runtime.event_store, event.reference.supr_nid, event))
         started = time.perf_counter()
+        followup = Followup(event, handler.name, settings, runtime.suprsend)
         with runtime.leases().hold(event.event_id, handler.name, claim.attempt, claim.where):
             try:
-                ran = run_handler(handler, event, runtime, attempt=task.request.retries)
+                ran = run_handler(handler, event, runtime, attempt=task.request.retries, followup=followup)
             except Exception as exc:
                 final = isinstance(exc, PermanentError) or task.request.retries >= (task.max_retries or 0)
-                runs.finish(event.event_id, handler.name, claim, DEAD if final else FAILED, run_error(exc))
+                runs.finish(event.event_id, handler.name, claim, DEAD if final else FAILED, run_error(exc),
+                            followup.sent)
                 report("dead" if final else "failed", task.request.retries, event,
                        time.perf_counter() - started, exc)
                 raise
-            if not runs.finish(event.event_id, handler.name, claim, SUCCEEDED if ran else SKIPPED):
+            if not runs.finish(event.event_id, handler.name, claim, SUCCEEDED if ran else SKIPPED,
+                               followups=followup.sent):
                 log.warning("handler run was taken over handler=%s event_id=%s: this process could not renew its "
                             "lease in time (a stalled process or event log); another attempt owns it",
                             handler.name, event_id)
