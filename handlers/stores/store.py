@@ -86,10 +86,9 @@ class Timeline:
     With `event`, that event counts whether or not the event log has it yet: queue-first, the log writer
     may record it a moment after its handlers start."""
 
-    def __init__(self, store: "EventStore | Callable[[], EventStore]", supr_nid: str | None,
-                 event: Event | None = None) -> None:
+    def __init__(self, store: "EventStore | StoreOf", supr_nid: str | None, event: Event | None = None) -> None:
         """`store`: the event log, or what opens it (a handler that never reads the timeline never opens it)."""
-        self._store_of, self.supr_nid = store if callable(store) else (lambda: store), supr_nid
+        self._store_of, self.supr_nid = store_opener(store), supr_nid
         own = bool(supr_nid) and event is not None and event.is_status and event.status \
             and event.reference.supr_nid == supr_nid  # the log keeps a timeline only for a notification
         self._own = TimelineEntry(event.status, event.timestamp, event.event_id) if own else None  # type: ignore
@@ -116,6 +115,15 @@ class Timeline:
 
     def __repr__(self) -> str:
         return f"Timeline({self.supr_nid!r}, current={self.current!r})"
+
+
+StoreOf = Callable[[], "EventStore"]
+
+
+def store_opener(store: "EventStore | StoreOf") -> StoreOf:
+    """What opens the event log, from the event log itself or from what opens it on first use (a worker opens it
+    inside its retry loops, so a database that is down at start only delays them)."""
+    return store if callable(store) else (lambda: store)
 
 
 def clip_error(error: str | None) -> str | None:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from ..messages import LoggedEvent, RunTransition
 from ..observability import metrics
 from ..stores.runs import RunBook
-from ..stores.store import EventStore
+from ..stores.store import EventStore, StoreOf, store_opener
 
 log = logging.getLogger("suprhook.log_writer")
 GROUP = "suprhook-log"
@@ -32,15 +32,6 @@ GROUP = "suprhook-log"
 
 # The database refuses the data itself (too long, a NUL byte, a broken constraint): retrying cannot help.
 POISON = (DataError, IntegrityError)
-
-StoreOf = Callable[[], EventStore]
-
-
-def _store_of(store: "EventStore | StoreOf") -> StoreOf:
-    """A store, or what makes one on demand: the worker opens the event log inside the retry loop, so a
-    database that is down when the worker starts delays the log instead of stopping the writer for good."""
-    return (lambda: store) if hasattr(store, "record_logged") else store  # type: ignore[return-value]
-
 
 Entry = Union[LoggedEvent, RunTransition]
 
@@ -114,7 +105,7 @@ class EventLogWriter:
         so that under a steady trickle it writes a few larger batches a second instead of one per entry (each
         batch costs a transaction and four Redis round trips whatever its size; measured: the writer thread
         took half a core at 300 events/s without it)."""
-        self.client, self.stream, self.store_of, self.runs = client, stream, _store_of(store), runs
+        self.client, self.stream, self.store_of, self.runs = client, stream, store_opener(store), runs
         self.linger = linger
         self._mine = True  # read our own pending entries first: at start, and after a failed batch
         self._rest_until = 0.0
@@ -233,7 +224,7 @@ class QueueLogWriter:
 
     def __init__(self, celery: Any, queue: Any, store: "EventStore | StoreOf", *, batch: int = 500,
                  block: float = 1.0) -> None:
-        self.celery, self.queue, self.store_of = celery, queue, _store_of(store)
+        self.celery, self.queue, self.store_of = celery, queue, store_opener(store)
         self.dead_letter = f"{queue.name}.dead"  # messages that can never be written, kept for a person
         self.batch, self.block = batch, block
         self._connection: Any = None

@@ -10,7 +10,7 @@ from kombu.exceptions import ChannelError
 
 from ..registry import Registry
 from ..settings import Settings
-from ..stores.store import EventStore
+from ..stores.store import EventStore, store_opener
 from ..replay import redispatch
 
 log = logging.getLogger("suprhook.recovery")
@@ -69,7 +69,7 @@ def start_sweeper(store: EventStore | Callable[[], EventStore], celery: Celery, 
     inside the loop, so a database that is down when the worker starts only delays the first sweep."""
     stop = threading.Event()
     every = max(1.0, min(settings.recovery_after / 4, settings.lease_renew_every))
-    store_of = store if callable(store) else (lambda: store)
+    store_of = store_opener(store)
 
     def loop() -> None:
         while not stop.wait(every):

@@ -164,8 +164,9 @@ def run_book(settings: Settings, store: "EventStore | Callable[[], EventStore] |
     `suprhook replay` reopens runs through it."""
     from .handlers.stores.runs import open_run_book
 
-    store_of = store if callable(store) else (lambda: store) if store is not None else (lambda: event_log(settings))
-    return open_run_book(settings, store_of)
+    from .handlers.stores.store import store_opener
+
+    return open_run_book(settings, store_opener(store) if store is not None else (lambda: event_log(settings)))
 
 
 def dispatcher(settings: Settings, registry: Registry, celery: "Celery", dedup: "DedupStore | None" = None,
@@ -280,12 +281,9 @@ def event_log_writer(settings: Settings, store: "EventStore | Callable[[], Event
 
     store = store if store is not None else (lambda: event_log(settings))
     mode = log_mode(settings)
-    if mode == "stream":
-        import redis
-
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=5,
-                                      health_check_interval=25)  # the stream lives on the broker's Redis
-        return EventLogWriter(client, log_stream_key(settings), store, runs=run_book(settings, store))
+    if mode == "stream":  # the stream lives on the broker's Redis, beside the run state the writer drops
+        runs = run_book(settings, store)
+        return EventLogWriter(runs.client, log_stream_key(settings), store, runs=runs)
     if mode == "queue":
         return QueueLogWriter(celery if celery is not None else producer(settings, Registry()), log_queue(settings),
                               store)
