@@ -41,6 +41,18 @@ def _count_key(outcome: str, reason: str | None) -> str:
     return f"rejected:{reason}" if outcome == "rejected" else outcome
 
 
+def _tally(observations: list[tuple]) -> tuple[dict[tuple[int, str], int], list[tuple]]:
+    """Counts per (minute, outcome key), and the rejections as (at, client, reason, code, size), oldest first."""
+    counts: dict[tuple[int, str], int] = {}
+    rejected = []
+    for at, outcome, reason, code, client, size in observations:
+        key = (int(at // 60), _count_key(outcome, reason))
+        counts[key] = counts.get(key, 0) + 1
+        if outcome == "rejected":
+            rejected.append((at, client, reason, code, size))
+    return counts, rejected
+
+
 class SqliteTraffic:
     """Counts in a SQLite file (the embedded default: one host)."""
 
@@ -58,13 +70,7 @@ class SqliteTraffic:
         return _Closing(conn)
 
     def add(self, observations: list[tuple]) -> None:
-        counts: dict[tuple[int, str], int] = {}
-        rejected = []
-        for at, outcome, reason, code, client, size in observations:
-            key = (int(at // 60), _count_key(outcome, reason))
-            counts[key] = counts.get(key, 0) + 1
-            if outcome == "rejected":
-                rejected.append((at, client, reason, code, size))
+        counts, rejected = _tally(observations)
         now_minute = int(time.time() // 60)
         with self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -117,13 +123,10 @@ class RedisTraffic:
 
     def add(self, observations: list[tuple]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        counts: dict[tuple[int, str], int] = {}
-        for at, outcome, reason, code, client, size in observations:
-            key = (int(at // 60), _count_key(outcome, reason))
-            counts[key] = counts.get(key, 0) + 1
-            if outcome == "rejected":
-                pipe.lpush(f"{self.prefix}rejections", json.dumps(
-                    {"at": at, "client": client, "reason": reason, "code": code, "size": size}))
+        counts, rejected = _tally(observations)
+        for at, client, reason, code, size in rejected:
+            pipe.lpush(f"{self.prefix}rejections", json.dumps(
+                {"at": at, "client": client, "reason": reason, "code": code, "size": size}))
         for (minute, key), count in counts.items():
             pipe.hincrby(f"{self.prefix}m:{minute}", key, count)
             pipe.expire(f"{self.prefix}m:{minute}", (WINDOW_MINUTES + 5) * 60)
