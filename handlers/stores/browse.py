@@ -25,7 +25,7 @@ from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.elements import Grouping
 
 from .db import DEAD, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
-from .store import EventStore, events, runs
+from .store import EventStore, as_utc, events, runs
 
 OUTCOMES = (SUCCEEDED, FAILED, DEAD, PENDING, RUNNING, SKIPPED)
 FEW_RUNS = 20_000  # up to this many matching runs, the list starts from the runs; beyond, from the newest events
@@ -233,12 +233,6 @@ class Page:
     next_cursor: Cursor | None
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _loads(text: str | None) -> Any:
     try:
         return json.loads(text) if text else None
@@ -352,7 +346,7 @@ class EventBrowser:
                  .limit(limit + 1))
         with self.store.engine.connect() as conn:
             found = conn.execute(query).all()
-            rows = [EventRow(r.event_id, _utc(r.received_at), r.event_type, r.channel, r.status, r.supr_nid,
+            rows = [EventRow(r.event_id, as_utc(r.received_at), r.event_type, r.channel, r.status, r.supr_nid,
                              r.distinct_id, _loads(r.body)) for r in found[:limit]]
             self._attach_runs(conn, rows)
         last = rows[-1] if len(found) > limit else None
@@ -374,7 +368,7 @@ class EventBrowser:
             r = conn.execute(select(events).where(events.c.event_id == event_id)).first()
             if r is None:
                 return None
-            row = EventRow(r.event_id, _utc(r.received_at), r.event_type, r.channel, r.status, r.supr_nid,
+            row = EventRow(r.event_id, as_utc(r.received_at), r.event_type, r.channel, r.status, r.supr_nid,
                            r.distinct_id, _loads(r.body))
             headers = _loads(r.headers)
             row.headers = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}

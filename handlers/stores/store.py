@@ -139,7 +139,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands timezone-aware columns back naive: they were stored as UTC."""
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
@@ -421,7 +421,7 @@ class EventStore(DatabaseUser):
             query = query.where(events.c.event_id.in_(list(event_ids)))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(events.c.received_at.desc()).limit(limit)).all()
-            out = [{**r._mapping, "received_at": _utc(r.received_at)} for r in rows]
+            out = [{**r._mapping, "received_at": as_utc(r.received_at)} for r in rows]
             for row in out:
                 row["runs"] = [dict(r._mapping) for r in conn.execute(
                     select(runs.c.handler, runs.c.status, runs.c.attempts, runs.c.error)
@@ -438,7 +438,7 @@ class EventStore(DatabaseUser):
         with self.engine.connect() as conn:
             rows = conn.execute(select(timeline).where(timeline.c.supr_nid == supr_nid)
                                 .order_by(timeline.c.status_at, timeline.c.recorded_at)).all()
-        return [TimelineEntry(r.status, _utc(r.status_at), r.event_id) for r in rows]
+        return [TimelineEntry(r.status, as_utc(r.status_at), r.event_id) for r in rows]
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
